@@ -1,0 +1,1 @@
+"""convtrain service: the torch-free API, spec language and job store."""

@@ -1,0 +1,86 @@
+"""Configuration: one frozen object read from CONVTRAIN_* environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service.netspec import Limits
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a convtrain process can be told; every field has a sane default."""
+
+    home: Path = field(default_factory=lambda: Path.home() / ".convtrain")
+    redis_url: str | None = None  # None: `convtrain serve` starts an embedded redis-server
+    data_dir: Path | None = None  # None: <home>/data
+    artifacts: str | None = None  # an fsspec URL; None: <home>/artifacts
+    max_body_bytes: int = 1 << 20
+    max_json_depth: int = 32
+    limits: Limits = field(default_factory=Limits)
+    max_examples: int = 10_000_000
+    max_epochs: int = 1_000
+    max_seconds: int = 24 * 3600
+    max_batch_size: int = 4096
+    torch_threads: int = 1
+    # Reliability: a worker renews its lease every `heartbeat_seconds`; a lease
+    # unrenewed for `lease_seconds` is dead and the reaper requeues its job.
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 5.0
+    reaper_seconds: float = 5.0
+    checkpoint_seconds: float = 5.0
+    max_attempts: int = 3
+    metrics_interval_seconds: float = 1.0  # one point at least every 100 examples or this many seconds
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else self.home / "data"
+
+    @property
+    def artifacts_url(self) -> str:
+        return self.artifacts or str(self.home / "artifacts")
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Twice the longest allowed job, so the broker never redelivers a healthy job (CELERY.md §1.2)."""
+        return int(2 * self.max_seconds) + 3600
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env=None, **overrides) -> "Config":
+        """Read CONVTRAIN_* variables; keyword overrides win."""
+        env = os.environ if env is None else env
+        values: dict = {}
+        limit_values: dict = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"CONVTRAIN_{f.name.upper()}")
+            if raw is None or raw == "" or f.name == "limits":
+                continue
+            values[f.name] = _convert(f.type, raw, f.name)
+        for f in dataclasses.fields(Limits):
+            raw = env.get(f"CONVTRAIN_{f.name.upper()}")
+            if raw:
+                limit_values[f.name] = _convert("int", raw, f.name)
+        if limit_values:
+            values["limits"] = Limits(**limit_values)
+        values.update(overrides)
+        for key in ("home", "data_dir"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key]).expanduser()
+        return cls(**values)
+
+
+def _convert(kind: str, raw: str, name: str):
+    try:
+        if kind.startswith("int"):
+            return int(float(raw))
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"CONVTRAIN_{name.upper()}={raw!r} is not a number") from None
+    return raw

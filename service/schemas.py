@@ -1,0 +1,290 @@
+"""The job request: marshmallow schemas for its parts, and one function that checks a whole request.
+
+A job request is ``{"network": {"layers": [...]}, "trainer": {...}, "data": {...},
+"budget": {...}, "seed": int, "name": str, "device": "auto|cpu|gpu"}``, or the
+same with ``"convnetjs": "<demo source>"`` in place of network and trainer.
+"""
+
+from __future__ import annotations
+
+import difflib
+import random
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from service import datasets, jsparse, netspec
+from service.config import Config
+from service.netspec import InvalidSpec, SpecError
+
+METHODS = ("sgd", "adam", "adagrad", "adadelta", "windowgrad", "nesterov")
+DEVICES = ("auto", "cpu", "gpu")
+# ConvNetJS 0.3.0 (npm) uses eps 1e-6 for these; its source default 1e-8 otherwise.
+SMALL_EPS_METHODS = ("adadelta", "adagrad", "windowgrad")
+TRAINER_LIVE_FIELDS = ("learning_rate", "momentum", "batch_size", "l1_decay", "l2_decay")
+
+
+class StrictInt(fields.Integer):
+    """An integer that refuses 5.5, "5" and true."""
+
+    def __init__(self, **kw):
+        super().__init__(strict=True, **kw)
+
+    def _validated(self, value):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class Number(fields.Float):
+    """A finite number that refuses strings and booleans."""
+
+    def __init__(self, **kw):
+        super().__init__(allow_nan=False, **kw)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _range(name, lo=None, hi=None, lo_inclusive=True, hi_inclusive=True):
+    if lo is not None and hi is None:
+        rule = f"at least {lo}" if lo_inclusive else f"greater than {lo}"
+    elif lo is None:
+        rule = f"at most {hi}"
+    else:
+        rule = f"in [{lo}, {hi}" + ("]" if hi_inclusive else ")")
+    return validate.Range(min=lo, max=hi, min_inclusive=lo_inclusive, max_inclusive=hi_inclusive,
+                          error=f"{name} must be {rule}, got {{input}}")
+
+
+class Base(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class TrainerSchema(Base):
+    """ConvNetJS SGDTrainer options with its defaults."""
+
+    method = fields.String(load_default="sgd", validate=validate.OneOf(METHODS, error="unknown trainer method {input!r}; choose one of {choices}"))
+    learning_rate = Number(load_default=0.01, validate=_range("learning_rate", 0))
+    momentum = Number(load_default=0.9, validate=_range("momentum", 0, 1, hi_inclusive=False))
+    batch_size = StrictInt(load_default=1, validate=_range("batch_size", 1))
+    l1_decay = Number(load_default=0.0, validate=_range("l1_decay", 0))
+    l2_decay = Number(load_default=0.0, validate=_range("l2_decay", 0))
+    ro = Number(load_default=0.95, validate=_range("ro", 0, 1, lo_inclusive=False, hi_inclusive=False))
+    eps = Number(load_default=None, allow_none=True, validate=_range("eps", 0, lo_inclusive=False))
+    beta1 = Number(load_default=0.9, validate=_range("beta1", 0, 1, hi_inclusive=False))
+    beta2 = Number(load_default=0.999, validate=_range("beta2", 0, 1, hi_inclusive=False))
+
+
+class TrainerPatchSchema(Base):
+    """The trainer fields a user may change while a job runs."""
+
+    learning_rate = Number(validate=_range("learning_rate", 0))
+    momentum = Number(validate=_range("momentum", 0, 1, hi_inclusive=False))
+    batch_size = StrictInt(validate=_range("batch_size", 1))
+    l1_decay = Number(validate=_range("l1_decay", 0))
+    l2_decay = Number(validate=_range("l2_decay", 0))
+
+
+class AugmentSchema(Base):
+    crop = fields.Boolean(load_default=True, truthy={True}, falsy={False})
+    flip = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+
+
+class DataSchema(Base):
+    """Which dataset, how it is split, augmented and evaluated."""
+
+    dataset = fields.String(load_default="mnist")
+    validation_fraction = Number(load_default=0.1, validate=_range("validation_fraction", 0, 0.5))
+    augment = fields.Nested(AugmentSchema, load_default=lambda: AugmentSchema().load({}))
+    val_interval = StrictInt(load_default=5000, validate=_range("val_interval", 1))
+    val_examples = StrictInt(load_default=1000, validate=_range("val_examples", 1))
+    test_crops = StrictInt(load_default=0, validate=_range("test_crops", 0, 64))
+
+    @validates_schema
+    def _known_dataset(self, data, **kwargs):
+        if data["dataset"] not in datasets.DATASETS:
+            known = ", ".join(datasets.DATASETS)
+            raise ValidationError(f"unknown dataset {data['dataset']!r}; choose one of {known}", "dataset")
+
+
+class BudgetSchema(Base):
+    """How long to train: exactly one of examples seen, epochs or seconds."""
+
+    examples = StrictInt(validate=_range("examples", 1))
+    epochs = StrictInt(validate=_range("epochs", 1))
+    seconds = Number(validate=_range("seconds", 0, lo_inclusive=False))
+
+    @validates_schema
+    def _exactly_one(self, data, **kwargs):
+        if len(data) != 1:
+            raise ValidationError("give exactly one of examples, epochs or seconds", "_schema")
+
+
+class JobRequestSchema(Base):
+    network = fields.Raw()
+    convnetjs = fields.String()
+    trainer = fields.Nested(TrainerSchema, load_default=None)
+    data = fields.Nested(DataSchema, load_default=lambda: DataSchema().load({}))
+    budget = fields.Nested(BudgetSchema, required=True, error_messages={"required": "a job needs a budget: examples, epochs or seconds"})
+    seed = StrictInt(load_default=None, allow_none=True, validate=_range("seed", 0, 2**63 - 1))
+    name = fields.String(load_default="", validate=validate.Length(max=200, error="name is longer than {max} characters"))
+    device = fields.String(load_default="auto", validate=validate.OneOf(DEVICES, error="device must be one of {choices}, got {input!r}"))
+
+
+def _flatten(messages, prefix="") -> list[SpecError]:
+    """Turn marshmallow's nested message dict into path/message pairs."""
+    out: list[SpecError] = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            path = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
+            out.extend(_flatten(value, path))
+    elif isinstance(messages, list):
+        for m in messages:
+            out.extend(_flatten(m, prefix) if isinstance(m, (dict, list)) else [SpecError(prefix, str(m))])
+    else:
+        out.append(SpecError(prefix, str(messages)))
+    return out
+
+
+def _friendly(errors: list[SpecError], body: dict, schema: Schema) -> list[SpecError]:
+    """Replace marshmallow's generic sentences with ones that name the field and suggest fixes."""
+    friendly = []
+    for e in errors:
+        name = e.path.rsplit(".", 1)[-1]
+        if e.message == "Unknown field.":
+            parent = _schema_at(schema, e.path)
+            known = list(parent.fields) if parent else []
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else (f" Known fields: {', '.join(known)}." if known else "")
+            e = SpecError(e.path, f"'{name}' is not a known field.{hint}")
+        elif e.message == "Not a valid integer.":
+            e = SpecError(e.path, f"{name} must be a whole number, got {_value_at(body, e.path)!r}")
+        elif e.message in ("Not a valid number.", "Not a valid string.", "Not a valid boolean.", "Invalid input type."):
+            kind = e.message.split()[-1].rstrip(".")
+            e = SpecError(e.path, f"{name} must be a {kind}, got {_value_at(body, e.path)!r}")
+        elif e.message == "Special numeric values (nan or infinity) are not permitted.":
+            e = SpecError(e.path, f"{name} must be a finite number")
+        friendly.append(e)
+    return friendly
+
+
+def _schema_at(schema: Schema, path: str) -> Schema | None:
+    for part in path.split(".")[:-1]:
+        field = schema.fields.get(part)
+        if not isinstance(field, fields.Nested):
+            return None
+        schema = field.schema
+    return schema
+
+
+def _value_at(body, path):
+    for part in path.split("."):
+        body = body.get(part) if isinstance(body, dict) else None
+    return body
+
+
+def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
+    """Check a whole job request; return it with every default filled in, and its network. Raise InvalidSpec."""
+    if not isinstance(body, dict):
+        raise InvalidSpec([SpecError("", f"a job request must be a JSON object, not {netspec._type_name(body)}")])
+    schema = JobRequestSchema()
+    errors: list[SpecError] = []
+    try:
+        request = schema.load(body)
+    except ValidationError as exc:
+        errors = _friendly(_flatten(exc.messages), body, schema)
+        request = {k: v for k, v in body.items() if k in ("network", "convnetjs")}
+        request.setdefault("data", DataSchema().load({}))
+
+    lines = None
+    if "convnetjs" in request:
+        if "network" in request or body.get("trainer") is not None:
+            errors.append(SpecError("convnetjs", "give either convnetjs (demo source) or network and trainer, not both"))
+        else:
+            try:
+                paste = jsparse.parse(request["convnetjs"])
+                request["network"] = {"layers": paste.layers}
+                lines = paste.lines
+                if not errors:
+                    try:
+                        request["trainer"] = TrainerSchema().load(paste.trainer or {})
+                    except ValidationError as exc:
+                        errors += _friendly(_flatten(exc.messages, "trainer"), {"trainer": paste.trainer}, schema)
+            except InvalidSpec as exc:
+                errors += exc.errors
+    elif "network" not in request:
+        errors.append(SpecError("network", "a job needs a network: {\"layers\": [...]}, or demo source under convnetjs"))
+
+    network = None
+    if "network" in request:
+        try:
+            network = netspec.analyze(request["network"], config.limits)
+        except InvalidSpec as exc:
+            errors += _with_lines(exc.errors, lines)
+    if network is not None and isinstance(request.get("data"), dict):
+        errors += _check_fits_dataset(network, request["data"])
+    if not errors:
+        errors += _check_budget(request["budget"], request["trainer"] if request.get("trainer") else None, config)
+    if errors:
+        raise InvalidSpec(errors)
+
+    if request.get("trainer") is None:
+        request["trainer"] = TrainerSchema().load({})
+    trainer = request["trainer"]
+    if trainer["eps"] is None:
+        trainer["eps"] = 1e-6 if trainer["method"] in SMALL_EPS_METHODS else 1e-8
+    if request["seed"] is None:
+        request["seed"] = random.SystemRandom().randrange(2**31)
+    request.pop("convnetjs", None)
+    return request, network
+
+
+def _with_lines(errors: list[SpecError], lines: list[int] | None) -> list[SpecError]:
+    """Point errors in pasted layers at their source lines."""
+    if not lines:
+        return errors
+    out = []
+    for e in errors:
+        if e.path.startswith("network.layers["):
+            index = int(e.path[len("network.layers["):].split("]")[0])
+            if index < len(lines):
+                e = SpecError(e.path, f"line {lines[index]}: {e.message}", lines[index])
+        out.append(e)
+    return out
+
+
+def _check_fits_dataset(network: netspec.Network, data: dict) -> list[SpecError]:
+    """The input must fit the dataset's images and the loss layer must match its classes."""
+    info = datasets.DATASETS.get(data.get("dataset"))
+    if info is None:
+        return []
+    errors = []
+    first, last = network.input, network.output
+    if first["out_sx"] > info.width or first["out_sy"] > info.height:
+        errors.append(SpecError("network.layers[0]", f"an input of {first['out_sx']}x{first['out_sy']} is larger than "
+                                f"{info.name}'s {info.width}x{info.height} images; use at most {info.width}x{info.height} "
+                                "(smaller inputs train on random crops)"))
+    if first["out_depth"] != info.depth:
+        errors.append(SpecError("network.layers[0].out_depth", f"{info.name} images have depth {info.depth} "
+                                f"({'grey' if info.depth == 1 else 'colour'}), not {first['out_depth']}"))
+    classes = last.get("num_classes", last.get("num_neurons"))
+    if classes != info.num_classes:
+        field = "num_classes" if "num_classes" in last else "num_neurons"
+        errors.append(SpecError(f"network.layers[{last['source']}].{field}",
+                                f"{info.name} has {info.num_classes} classes, but the {last['type']} layer has {classes}"))
+    return errors
+
+
+def _check_budget(budget: dict, trainer: dict | None, config: Config) -> list[SpecError]:
+    limits = {"examples": config.max_examples, "epochs": config.max_epochs, "seconds": config.max_seconds}
+    errors = []
+    for key, value in budget.items():
+        if value > limits[key]:
+            errors.append(SpecError(f"budget.{key}", f"{netspec.sci(value)} {key} is more than the limit of {netspec.sci(limits[key])}"))
+    if trainer and trainer["batch_size"] > config.max_batch_size:
+        errors.append(SpecError("trainer.batch_size", f"batch_size {trainer['batch_size']} is more than the limit of {config.max_batch_size}"))
+    return errors

@@ -1,0 +1,1 @@
+"""convtrain worker: everything that needs torch (models, data, training, Celery tasks)."""
