@@ -1,0 +1,356 @@
+"""The training loop: a validated job request in, a trained model and the demo's metrics out.
+
+Metrics go to callbacks, never to print. Between batches the loop asks its hooks
+whether to stop, pause or change the trainer, and hands out checkpoints that
+resume the run exactly (model, optimizer, RNGs, data position, metric windows).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from service import netspec
+from service.schemas import TRAINER_LIVE_FIELDS
+from worker import data
+from worker.metrics import BatchLog
+from worker.model import Net
+from worker.optim import ConvNetJSOptimizer
+
+CHECKPOINT_VERSION = 1
+EVAL_BATCH = 1000
+
+
+@dataclass
+class Hooks:
+    """What the loop reports to and asks of its caller; every hook is optional."""
+
+    on_metrics: Callable[[dict], None] | None = None  # one metric point
+    on_event: Callable[[dict], None] | None = None  # trainer changes, validation, checkpoints
+    on_checkpoint: Callable[[dict], None] | None = None  # a resumable state, every checkpoint_seconds
+    poll: Callable[[], str | None] | None = None  # "cancel", "pause" or "shutdown" stops the loop
+    trainer_changes: Callable[[], dict | None] | None = None  # live changes to the trainer options
+    checkpoint_seconds: float = 5.0
+    poll_seconds: float = 0.2
+    metrics_seconds: float = 1.0  # a point every 100 examples or this many seconds, whichever is rarer
+
+
+class Interrupted(Exception):
+    """The loop stopped on request; `state` resumes it (None for a cancel)."""
+
+    def __init__(self, reason: str, state: dict | None, examples: int):
+        super().__init__(f"training {reason} at {examples} examples")
+        self.reason, self.state, self.examples = reason, state, examples
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite."""
+
+    def __init__(self, examples: int):
+        super().__init__(f"the loss became NaN or infinite at {examples} examples seen; "
+                         "try a smaller learning rate")
+        self.examples = examples
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """auto|cpu|gpu|cuda[:n] to a torch device; gpu or cuda without CUDA is an error."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name in ("gpu", "cuda") or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} asked for, but this machine has no CUDA GPU")
+        return torch.device("cuda" if name == "gpu" else name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise ValueError(f"unknown device {name!r}; use auto, cpu, gpu or cuda:N")
+
+
+def save_state(state: dict) -> bytes:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def load_state(blob: bytes) -> dict:
+    return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+
+
+class Training:
+    """One training run of a job request; resumable from a state that `state()` returns."""
+
+    def __init__(self, request: dict, network: netspec.Network | None = None, *, data_dir=None,
+                 device: str | torch.device = "cpu", state: dict | None = None):
+        self.request = request
+        self.network = network or netspec.analyze(request["network"])
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        opts = request["data"]
+        self.dataset = data.load(opts["dataset"], data_dir, device=self.device,
+                                 validation_fraction=opts["validation_fraction"])
+        first = self.network.input
+        self.input_size = (first["out_sy"], first["out_sx"])
+        image_size = tuple(self.dataset.train.images.shape[-2:])
+        seed = int(request["seed"])
+        torch.manual_seed(seed)  # model initialisation and dropout masks
+        self.model = Net(self.network).to(self.device)
+        trainer = dict(request["trainer"])
+        self.hyper = {k: trainer[k] for k in TRAINER_LIVE_FIELDS}
+        self.optimizer = ConvNetJSOptimizer(self.model.param_groups(), **trainer)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        crop = self.input_size if self.input_size != image_size and opts["augment"]["crop"] else None
+        self.center = self.input_size != image_size and crop is None
+        self.stream = data.BatchStream(self.dataset.train, trainer["batch_size"], crop=crop,
+                                       flip=opts["augment"]["flip"], generator=generator, device=self.device)
+        self.eval_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.log = BatchLog()
+        self.examples = 0
+        self.elapsed = 0.0  # seconds of training, over every attempt
+        self.val_acc: float | None = None
+        self.val_cursor = 0
+        self.next_val = opts["val_interval"]
+        self.last_point = 0
+        if state is not None:
+            self._restore(state)
+
+    # --- budget --------------------------------------------------------------
+
+    @property
+    def examples_total(self) -> int | None:
+        budget = self.request["budget"]
+        if "examples" in budget:
+            return int(budget["examples"])
+        if "epochs" in budget:
+            return int(budget["epochs"]) * len(self.dataset.train)
+        return None
+
+    def _done(self) -> bool:
+        total = self.examples_total
+        if total is not None:
+            return self.examples >= total
+        return self.elapsed >= float(self.request["budget"]["seconds"])
+
+    # --- the loop ------------------------------------------------------------
+
+    def run(self, hooks: Hooks | None = None) -> dict:
+        """Train until the budget is spent; return the result summary."""
+        hooks = hooks or Hooks()
+        model, optimizer, stream = self.model, self.optimizer, self.stream
+        model.train()
+        cuda = self.device.type == "cuda"
+        started = time.perf_counter()
+        elapsed_before = self.elapsed
+        examples_before = self.examples
+        last_poll = last_ckpt = last_emit = started
+        emit_examples = self.examples
+        fwd = bwd = 0.0
+        timed = 0
+        timing_batch = True
+        total = self.examples_total
+        while not self._done():
+            n = self.hyper["batch_size"]
+            if total is not None:
+                n = min(n, total - self.examples)
+            x, y = stream.next(n)
+            if self.center:
+                x = data.center_crop(x, *self.input_size)
+            if cuda and timing_batch:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            scores = model(x)
+            loss = model.loss(scores, y)
+            if cuda and timing_batch:
+                torch.cuda.synchronize()
+            t1 = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if cuda and timing_batch:
+                torch.cuda.synchronize()
+            t2 = time.perf_counter()
+            if timing_batch or not cuda:
+                fwd += t1 - t0
+                bwd += t2 - t1
+                timed += n
+                timing_batch = False
+            self.log.add(self.examples + n, n, loss, (scores.argmax(1) == y).sum())
+            self.examples += n
+            now = time.perf_counter()
+            self.elapsed = elapsed_before + (now - started)
+
+            if self.examples >= self.next_val and len(self.dataset.val):
+                self._validate_window()
+                self.next_val += self.request["data"]["val_interval"]
+            if (self.examples - self.last_point >= 100 and now - last_emit >= hooks.metrics_seconds) or self._done():
+                self._emit(hooks, (self.examples - emit_examples) / max(now - last_emit, 1e-9),
+                           fwd / max(timed, 1), bwd / max(timed, 1))
+                last_emit, emit_examples = time.perf_counter(), self.examples
+                fwd = bwd = 0.0
+                timed = 0
+                timing_batch = True
+            if now - last_poll >= hooks.poll_seconds:
+                last_poll = now
+                self._poll(hooks)
+            if hooks.on_checkpoint and now - last_ckpt >= hooks.checkpoint_seconds and not self._done():
+                hooks.on_checkpoint(self.state())
+                last_ckpt = time.perf_counter()
+        train_seconds = self.elapsed - elapsed_before
+        return self._finish((self.examples - examples_before) / max(train_seconds, 1e-9))
+
+    def _emit(self, hooks: Hooks, rate: float, fwd: float, bwd: float) -> None:
+        diverged = self.log.flush()
+        if diverged is not None:
+            raise Diverged(diverged)
+        self.last_point = self.examples
+        if hooks.on_metrics:
+            hooks.on_metrics(self.point(rate, fwd, bwd))
+
+    def point(self, rate: float = 0.0, fwd: float = 0.0, bwd: float = 0.0) -> dict:
+        """The current metric point, as the demo shows it."""
+        l1, l2 = self.optimizer.decay_loss()
+        return {
+            "examples": self.examples,
+            "epoch": round(self.examples / len(self.dataset.train), 4),
+            "seconds": round(self.elapsed, 3),
+            "class_loss": self.log.loss.mean,
+            "l2_loss": l2,
+            "l1_loss": l1,
+            "train_acc": self.log.accuracy.mean,
+            "val_acc": self.val_acc,
+            "examples_per_second": round(rate, 1),
+            "forward_ms": round(fwd * 1000, 4),
+            "backward_ms": round(bwd * 1000, 4),
+            "learning_rate": self.hyper["learning_rate"],
+            "batch_size": self.hyper["batch_size"],
+        }
+
+    def _poll(self, hooks: Hooks) -> None:
+        if hooks.trainer_changes:
+            changes = hooks.trainer_changes()
+            if changes:
+                self.change_trainer(changes, hooks)
+        if hooks.poll:
+            reason = hooks.poll()
+            if reason:
+                state = None if reason == "cancel" else self.state()
+                raise Interrupted(reason, state, self.examples)
+
+    def change_trainer(self, changes: dict, hooks: Hooks | None = None) -> None:
+        """Apply live trainer changes from the next batch on."""
+        changes = {k: v for k, v in changes.items() if k in TRAINER_LIVE_FIELDS}
+        self.optimizer.set_hyper(**changes)
+        self.hyper.update(changes)
+        if hooks and hooks.on_event:
+            hooks.on_event({"type": "trainer", "examples": self.examples, "changes": changes})
+
+    # --- evaluation ----------------------------------------------------------
+
+    def _validate_window(self) -> None:
+        """Accuracy on the next `val_examples` held-out images, cycling through the split."""
+        val = self.dataset.val
+        k = min(self.request["data"]["val_examples"], len(val))
+        index = (torch.arange(k, device=val.labels.device) + self.val_cursor) % len(val)
+        self.val_cursor = (self.val_cursor + k) % len(val)
+        self.val_acc = self.accuracy(data.Split(val.images[index], val.labels[index]))
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor, crops: int = 0) -> torch.Tensor:
+        """Class probabilities (softmax of the scores) of uint8 images: centre crop, or the mean over random crops."""
+        was_training = self.model.training
+        self.model.eval()
+        out = []
+        try:
+            for start in range(0, len(images), EVAL_BATCH):
+                batch = images[start:start + EVAL_BATCH].to(self.device)
+                if crops and tuple(batch.shape[-2:]) != self.input_size:
+                    views = [data.random_crop(batch, *self.input_size, self.eval_generator) for _ in range(crops)]
+                else:
+                    views = [data.center_crop(batch, *self.input_size)]
+                probs = sum(torch.softmax(self.model(data.to_input(v)), 1) for v in views) / len(views)
+                out.append(probs)
+        finally:
+            self.model.train(was_training)
+        return torch.cat(out) if out else torch.empty(0, self.network.output["out_depth"], device=self.device)
+
+    def accuracy(self, split: data.Split, crops: int = 0) -> float | None:
+        if len(split) == 0:
+            return None
+        predicted = self.probabilities(split.images, crops).argmax(1)
+        return (predicted == split.labels.to(predicted.device)).float().mean().item()
+
+    def _finish(self, rate: float) -> dict:
+        diverged = self.log.flush()
+        if diverged is not None:
+            raise Diverged(diverged)
+        self.val_acc = self.accuracy(self.dataset.val)
+        l1, l2 = self.optimizer.decay_loss()
+        result = {
+            "examples_seen": self.examples,
+            "epochs": round(self.examples / len(self.dataset.train), 4),
+            "train_acc": self.log.accuracy.mean,
+            "val_acc": self.val_acc,
+            "test_acc": self.accuracy(self.dataset.test),
+            "class_loss": self.log.loss.mean,
+            "l2_loss": l2,
+            "examples_per_second": round(rate, 1),
+            "seconds": round(self.elapsed, 3),
+        }
+        crops = self.request["data"].get("test_crops", 0)
+        if crops:
+            result["test_acc_crops"] = self.accuracy(self.dataset.test, crops)
+        return result
+
+    # --- checkpoints ---------------------------------------------------------
+
+    def state(self) -> dict:
+        """Everything needed to continue this run exactly where it is."""
+        diverged = self.log.flush()
+        if diverged is not None:
+            raise Diverged(diverged)
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "stream": self.stream.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "eval_rng": self.eval_generator.get_state(),
+            "log": self.log.state_dict(),
+            "examples": self.examples,
+            "elapsed": self.elapsed,
+            "val_acc": self.val_acc,
+            "val_cursor": self.val_cursor,
+            "next_val": self.next_val,
+            "last_point": self.last_point,
+            "hyper": dict(self.hyper),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _restore(self, state: dict) -> None:
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint version {state.get('version')} is not {CHECKPOINT_VERSION}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.stream.load_state_dict(state["stream"])
+        torch.set_rng_state(state["torch_rng"])
+        self.eval_generator.set_state(state["eval_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.log.load_state_dict(state["log"])
+        self.examples = int(state["examples"])
+        self.elapsed = float(state["elapsed"])
+        self.val_acc = state["val_acc"]
+        self.val_cursor = int(state["val_cursor"])
+        self.next_val = int(state["next_val"])
+        self.last_point = int(state["last_point"])
+        self.hyper = dict(state["hyper"])
+        self.optimizer.set_hyper(**self.hyper)
+
+    def weights(self) -> dict:
+        """The trained model as a state dict on the CPU, with the validated spec."""
+        return {"state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "network": self.request["network"], "layers": self.network.layers}
