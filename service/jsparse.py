@@ -103,15 +103,22 @@ def _statements(text: str) -> list[tuple[int, str]]:
 def _literal(text: str, line: int, what: str, errors: list[SpecError]):
     try:
         return json5.loads(text)
-    except (ValueError, RecursionError) as exc:
-        errors.append(SpecError("convnetjs", f"line {line}: the {what} is not a plain object literal: {exc}", line))
-        return None
+    except RecursionError:
+        detail = "it is nested too deeply"
+    except ValueError as exc:
+        # json5 says '<string>:1 Unexpected "c" at column 8'; the position is within the literal.
+        detail = re.sub(r"^<string>:\d+\s*", "", str(exc))
+    errors.append(SpecError("convnetjs", f"line {line}: cannot read the {what}: use only numbers, quoted strings, "
+                            f"true/false, lists and objects, as in {{type:'conv', sx:5}} ({detail})", line))
+    return None
 
 
 def parse(text: str) -> Paste:
     """Extract layer definitions and trainer options from demo source; raise InvalidSpec on anything else."""
     from service.netspec import InvalidSpec
 
+    if not isinstance(text, str):
+        raise InvalidSpec([SpecError("convnetjs", "the demo source must be text (a string)")])
     errors: list[SpecError] = []
     layers: list = []
     lines: list[int] = []

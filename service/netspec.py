@@ -22,13 +22,13 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "maxout")
 class Field:
     """One field of a layer: its kind, default and aliases."""
 
-    kind: str  # "size" (int >= 1), "count" (int >= 0), "number", "prob", "activation"
+    kind: str  # "size" (int >= 1), "count" (int >= 0), "number", "amount" (number >= 0), "prob", "activation"
     default: Any = None  # None: required (unless derived, see `derived`)
     aliases: tuple[str, ...] = ()
     derived: bool = False  # filled in by a rule (sy = sx, bias_pref from activation)
 
 
-_DECAY = {"l1_decay_mul": Field("number", 0.0), "l2_decay_mul": Field("number", 1.0)}
+_DECAY = {"l1_decay_mul": Field("amount", 0.0), "l2_decay_mul": Field("amount", 1.0)}
 # ConvNetJS desugars `activation` and `drop_prob` on any hidden layer.
 _SUGAR = {"activation": Field("activation", ""), "drop_prob": Field("prob", 0.0),
           "group_size": Field("size", 2)}
@@ -129,8 +129,7 @@ def sci(n: float) -> str:
     if abs(n) < 100_000:
         return f"{n:g}" if isinstance(n, float) else str(n)
     # Exact arithmetic: a count from a hostile spec can be far beyond a float's range.
-    sign, n = ("-" if n < 0 else ""), Fraction(abs(n))
-    exponent = int(math.log10(n))
+    sign, exponent, n = ("-" if n < 0 else ""), int(math.log10(abs(n))), Fraction(abs(n))
     while 10**exponent > n:
         exponent -= 1
     while 10 ** (exponent + 1) <= n:
@@ -140,6 +139,11 @@ def sci(n: float) -> str:
         tenths, exponent = 10, exponent + 1
     mantissa = f"{tenths // 10}" + (f".{tenths % 10}" if tenths % 10 else "")
     return f"{sign}{mantissa}e{exponent}"
+
+
+def _a(kind: str) -> str:
+    """The article a reader says before a layer type: 'an input', 'an fc', 'a conv'."""
+    return "an" if kind in ("input", "fc", "lrn", "svm") else "a"
 
 
 def _suggest(word: str, choices) -> str:
@@ -184,12 +188,14 @@ def _check_value(name: str, spec: Field, value: Any) -> str | None:
         if spec.kind == "count" and value < 0:
             return f"{name} must not be negative, got {_shown(value)}"
         return None
-    if spec.kind in ("number", "prob"):
+    if spec.kind in ("number", "amount", "prob"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"{name} must be a number, not {_what(value)}"
         # A huge whole number would overflow the float the worker turns it into.
         if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > 1e300:
             return f"{name} must be a finite number, not {_shown(value)}"
+        if spec.kind == "amount" and value < 0:
+            return f"{name} must not be negative, got {_shown(value)}"
         if spec.kind == "prob" and not 0 <= value < 1:
             return f"{name} is a probability and must be at least 0 and below 1, got {_shown(value)}"
         return None
@@ -220,24 +226,24 @@ def _read_layer(raw: Any, path: str, errors: list[SpecError]) -> dict[str, Any] 
     fields = LAYERS[kind]
     alias_of = {alias: name for name, f in fields.items() for alias in f.aliases}
     layer: dict[str, Any] = {"type": kind}
-    seen: set[str] = set()
+    given_as: dict[str, str] = {}  # canonical name -> the key the user wrote for it
     ok = True
     for key, value in raw.items():
         key = str(key)
         if key in _IGNORED:
             continue
         name = alias_of.get(key, key)
-        seen.add(name)
         if name not in fields:
             known = list(fields) + list(alias_of)
-            errors.append(SpecError(f"{path}.{key}", f"'{key}' is not a field of a {kind} layer."
+            errors.append(SpecError(f"{path}.{key}", f"'{key}' is not a field of {_a(kind)} {kind} layer."
                                     + (_suggest(key, known) or f" Its fields are: {', '.join(fields) or 'none'}.")))
             ok = False
             continue
-        if name in layer:
-            errors.append(SpecError(f"{path}.{key}", f"'{key}' repeats '{name}', which is given already"))
+        if name in given_as:
+            errors.append(SpecError(f"{path}.{key}", f"'{key}' and '{given_as[name]}' both set {name}; keep only one"))
             ok = False
             continue
+        given_as[name] = key
         problem = _check_value(key, fields[name], value)
         if problem:
             errors.append(SpecError(f"{path}.{key}", problem))
@@ -245,10 +251,10 @@ def _read_layer(raw: Any, path: str, errors: list[SpecError]) -> dict[str, Any] 
             continue
         layer[name] = value
     for name, f in fields.items():
-        if name in seen or f.derived:
+        if name in given_as or f.derived:
             continue
         if f.default is None:
-            errors.append(SpecError(f"{path}.{name}", f"a {kind} layer needs '{name}'"))
+            errors.append(SpecError(f"{path}.{name}", f"{_a(kind)} {kind} layer needs '{name}'"))
             ok = False
         else:
             layer[name] = f.default
@@ -259,6 +265,7 @@ def _read_layer(raw: Any, path: str, errors: list[SpecError]) -> dict[str, Any] 
     if "bias_pref" in fields and "bias_pref" not in layer:
         # ConvNetJS: a relu layer's inputs start slightly positive so no unit starts dead.
         layer["bias_pref"] = 0.1 if layer.get("activation") == "relu" else 0.0
+    layer = {"type": kind, **{name: layer[name] for name in fields if name in layer}}
     if kind == "lrn" and layer["n"] % 2 == 0:
         errors.append(SpecError(f"{path}.n", f"n must be odd (the window is centred on each channel), got {layer['n']}"))
         return None
@@ -327,8 +334,8 @@ def _infer(layer, shape, path, errors) -> tuple[int, int, int, int, int] | None:
     if kind == "maxout":
         out_depth = depth // layer["group_size"]
         if out_depth == 0:
-            errors.append(SpecError(f"{path}.group_size", f"maxout groups of {layer['group_size']} "
-                                    f"collapse a depth of {depth} to zero"))
+            errors.append(SpecError(f"{path}.group_size", f"maxout groups of {layer['group_size']} do not fit "
+                                    f"a depth of {depth}, so its output would have zero depth"))
             return None
         return sx, sy, out_depth, 0, 0
     if kind in ("softmax", "svm", "regression"):
@@ -408,7 +415,7 @@ def _check_order(raw_layers, paths, errors) -> None:
         if kind(i) == "input":
             errors.append(SpecError(f"{paths[i]}.type", "an input layer can only be the first layer"))
         elif kind(i) in LOSS_TYPES:
-            errors.append(SpecError(f"{paths[i]}.type", f"a {kind(i)} loss layer can only be the last layer"))
+            errors.append(SpecError(f"{paths[i]}.type", f"{_a(kind(i))} {kind(i)} loss layer can only be the last layer"))
 
 
 def table(network: Network) -> str:

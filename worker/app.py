@@ -1,0 +1,93 @@
+"""The Celery worker process: the train task, shutdown handling, the reaper and a liveness heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+import torch
+from celery.exceptions import Reject
+from celery.signals import worker_shutting_down
+
+from service.celery_app import QUEUES, TRAIN_TASK, make_celery
+from service.config import Config
+from service.jobs import JobStore
+from service.reaper import Reaper
+from service.storage import Artifacts
+from worker.runner import WorkerContext, run_job
+
+log = logging.getLogger("convtrain.worker")
+
+
+def build(config: Config, redis_url: str, *, device: str = "auto", name: str | None = None):
+    """The Celery app with the train task bound to this process's worker context."""
+    app = make_celery(config, redis_url)
+    ctx = WorkerContext(config=config, store=JobStore.from_url(redis_url),
+                        artifacts=Artifacts(config.artifacts_url),
+                        name=name or f"worker-{socket.gethostname()}-{os.getpid()}", device=device)
+
+    @app.task(name=TRAIN_TASK, acks_late=True, ignore_result=True)
+    def train(job_id: str) -> str:
+        outcome = run_job(ctx, job_id)
+        if outcome == "requeued":
+            # The job record is queued again; hand the message back at once for another worker.
+            raise Reject("worker shutting down", requeue=True)
+        return outcome
+
+    return app, ctx
+
+
+class Liveness(threading.Thread):
+    """Tells Redis this worker is alive, for /readyz."""
+
+    def __init__(self, ctx: WorkerContext, every: float = 5.0):
+        super().__init__(daemon=True, name="liveness")
+        self.ctx, self.every = ctx, every
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.ctx.store.worker_alive(self.ctx.name, self.every * 3, {"device": self.ctx.device})
+            except Exception as exc:
+                log.warning("liveness update failed: %s", exc)
+            if self.stopped.wait(self.every):
+                break
+        try:
+            self.ctx.store.worker_gone(self.ctx.name)
+        except Exception:
+            pass
+
+
+def main(config: Config, redis_url: str, *, queues: str | None = None, device: str = "auto",
+         concurrency: int = 1, name: str | None = None, loglevel: str = "INFO") -> None:
+    """Run a worker until it is told to stop (SIGTERM or Ctrl-C: checkpoint and requeue running jobs)."""
+    torch.set_num_threads(max(1, config.torch_threads))
+    if device in ("gpu", "cuda") or device.startswith("cuda"):
+        default_queues = "gpu,auto"
+    elif device == "cpu" or not torch.cuda.is_available():
+        default_queues = "cpu,auto"
+    else:
+        default_queues = ",".join(QUEUES)
+    app, ctx = build(config, redis_url, device=device, name=name)
+
+    def draining(**_):
+        ctx.draining.set()
+
+    worker_shutting_down.connect(draining, weak=False)
+    reaper = Reaper(ctx.store, app, config, name=f"reaper@{ctx.name}")
+    liveness = Liveness(ctx)
+    reaper.start()
+    liveness.start()
+    try:
+        app.worker_main([
+            "worker", "-P", "threads", "-c", str(concurrency), "-Q", queues or default_queues,
+            "-n", f"{ctx.name}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat",
+            "-l", loglevel,
+        ])
+    finally:
+        reaper.stopped.set()
+        liveness.stopped.set()
+        liveness.join(timeout=2)

@@ -1,0 +1,189 @@
+"""Run one job for a worker: take the lease, train with heartbeats and fenced writes, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import torch
+
+from service.config import Config
+from service.datasets import DatasetError
+from service.jobs import JobStore
+from service.netspec import analyze
+from service.storage import Artifacts, sha256
+from worker.trainer import Diverged, Hooks, Interrupted, Training, load_state, save_state
+
+log = logging.getLogger("convtrain.worker")
+MODEL_FILE = "model.pt"
+
+
+@dataclass
+class WorkerContext:
+    """What a worker process knows: its name, device, stores, and whether it is shutting down."""
+
+    config: Config
+    store: JobStore
+    artifacts: Artifacts
+    name: str
+    device: str = "auto"
+    draining: threading.Event = field(default_factory=threading.Event)
+
+
+class Heartbeat(threading.Thread):
+    """Renews the job's lease while the job trains; `lost` is set when another attempt owns it."""
+
+    def __init__(self, ctx: WorkerContext, job_id: str, token: str):
+        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
+        self.ctx, self.job_id, self.token = ctx, job_id, token
+        self.stop = threading.Event()
+        self.lost = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.ctx.config.heartbeat_seconds):
+            try:
+                if not self.ctx.store.heartbeat(self.job_id, self.token, self.ctx.config.lease_seconds):
+                    self.lost.set()
+                    return
+            except Exception as exc:  # Redis down: keep trying; the lease may expire and the reaper decides
+                log.warning("heartbeat for job %s failed: %s", self.job_id, exc)
+
+
+def run_job(ctx: WorkerContext, job_id: str) -> str:
+    """Train job `job_id` if no one else is; return what happened (started jobs: their final state)."""
+    cfg = ctx.config
+    start = ctx.store.start(job_id, ctx.name, cfg.lease_seconds, cfg.max_attempts)
+    if start.outcome != "started":
+        log.info("job %s: not started (%s)", job_id, start.outcome, extra={"job_id": job_id})
+        return start.outcome
+    token = start.token
+    beat = Heartbeat(ctx, job_id, token)
+    beat.start()
+    try:
+        return _train(ctx, job_id, token, start.attempt, beat)
+    finally:
+        beat.stop.set()
+
+
+def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Heartbeat) -> str:
+    store, cfg = ctx.store, ctx.config
+    record = store.raw(job_id)
+    request = store.request(job_id)
+    log.info("job %s: attempt %d on %s", job_id, attempt, ctx.name, extra={"job_id": job_id})
+    try:
+        device = request.get("device", "auto")
+        device = ctx.device if device == "auto" else ("cuda" if device == "gpu" else device)
+        state = None
+        if record.get("checkpoint"):
+            state = load_state(ctx.artifacts.get(job_id, record["checkpoint"]))
+        training = Training(request, analyze(request["network"], cfg.limits), data_dir=cfg.data_path,
+                            device=device, state=state)
+        store.update(job_id, token, device=str(training.device))
+        if state is not None:
+            store.add_point(job_id, token, {"event": "resumed", "examples": training.examples, "attempt": attempt})
+        else:
+            store.add_point(job_id, token, {"event": "started", "examples": 0, "attempt": attempt})
+        result = training.run(_hooks(ctx, job_id, token, beat, training))
+    except Interrupted as stop:
+        return _interrupted(ctx, job_id, token, stop)
+    except Diverged as exc:
+        return _fail(store, job_id, token, "diverged", str(exc), examples=exc.examples)
+    except DatasetError as exc:
+        return _fail(store, job_id, token, "invalid_data", str(exc))
+    except torch.OutOfMemoryError as exc:
+        return _fail(store, job_id, token, "out_of_memory", f"out of memory: {exc}")
+    except ValueError as exc:  # e.g. a GPU asked for on a machine without one
+        return _fail(store, job_id, token, "invalid_request", str(exc))
+    except Exception as exc:
+        log.exception("job %s failed", job_id, extra={"job_id": job_id})
+        return _fail(store, job_id, token, "internal", f"{type(exc).__name__}: {exc}")
+
+    blob = save_state(training.weights())
+    ctx.artifacts.put(job_id, MODEL_FILE, blob)
+    model = {"file": MODEL_FILE, "format": "pt", "bytes": len(blob), "sha256": sha256(blob)}
+    store.add_point(job_id, token, {"event": "finished", "examples": training.examples, "result": result})
+    if store.finish(job_id, token, "succeeded", result=result, model=model, examples_seen=training.examples):
+        log.info("job %s succeeded: test_acc %.4f", job_id, result["test_acc"], extra={"job_id": job_id})
+        return "succeeded"
+    return "lost"
+
+
+def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, training: Training) -> Hooks:
+    store, cfg = ctx.store, ctx.config
+    last_flags = {"t": 0.0, "flags": {}}
+
+    def flags() -> dict:
+        # One small read per poll; the poll interval bounds cancel latency.
+        last_flags["flags"] = store.flags(job_id)
+        return last_flags["flags"]
+
+    def on_metrics(point: dict) -> None:
+        store.add_point(job_id, token, point, metrics=point, examples_seen=point["examples"])
+
+    def on_event(event: dict) -> None:
+        store.add_point(job_id, token, {"event": event.pop("type"), **event})
+
+    def on_checkpoint(state: dict) -> None:
+        _checkpoint(ctx, job_id, token, state)
+
+    def poll() -> str | None:
+        if beat.lost.is_set():
+            return "lost"
+        f = flags()
+        if f["cancel"]:
+            return "cancel"
+        if f["pause"]:
+            return "pause"
+        if ctx.draining.is_set():
+            return "shutdown"
+        return None
+
+    def trainer_changes() -> dict | None:
+        if not last_flags["flags"].get("trainer_patch"):
+            return None
+        return store.take_trainer_patch(job_id, token)
+
+    return Hooks(on_metrics=on_metrics, on_event=on_event, on_checkpoint=on_checkpoint, poll=poll,
+                 trainer_changes=trainer_changes, checkpoint_seconds=cfg.checkpoint_seconds,
+                 metrics_seconds=cfg.metrics_interval_seconds)
+
+
+def _checkpoint(ctx: WorkerContext, job_id: str, token: str, state: dict) -> None:
+    """Write an attempt-scoped checkpoint, then point the record at it (fenced)."""
+    name = f"checkpoint-{token}.pt"
+    ctx.artifacts.put(job_id, name, save_state(state))
+    previous = ctx.store.r.hget(ctx.store.key(job_id), "checkpoint")
+    if ctx.store.update(job_id, token, checkpoint=name, checkpoint_examples=state["examples"]):
+        ctx.store.add_point(job_id, token, {"event": "checkpoint", "examples": state["examples"]})
+        if previous and previous != name:
+            ctx.artifacts.remove(job_id, previous)
+    else:
+        ctx.artifacts.remove(job_id, name)
+
+
+def _interrupted(ctx: WorkerContext, job_id: str, token: str, stop: Interrupted) -> str:
+    store = ctx.store
+    if stop.reason == "lost":
+        log.warning("job %s: lease lost, another attempt owns it; stopping", job_id, extra={"job_id": job_id})
+        return "lost"
+    if stop.reason == "cancel":
+        store.add_point(job_id, token, {"event": "cancelled", "examples": stop.examples})
+        store.finish(job_id, token, "cancelled", examples_seen=stop.examples)
+        return "cancelled"
+    _checkpoint(ctx, job_id, token, stop.state)
+    if stop.reason == "pause":
+        store.add_point(job_id, token, {"event": "paused", "examples": stop.examples})
+        return "cancelled" if store.release(job_id, token, "paused", preempted=True) == 2 else "paused"
+    store.add_point(job_id, token, {"event": "requeued", "examples": stop.examples, "reason": "worker shutting down"})
+    store.release(job_id, token, "queued", preempted=True)
+    return "requeued"
+
+
+def _fail(store: JobStore, job_id: str, token: str, kind: str, message: str, **extra) -> str:
+    error = {"type": kind, "message": message, **extra}
+    log.warning("job %s failed: %s", job_id, message, extra={"job_id": job_id})
+    store.add_point(job_id, token, {"event": "failed", "error": error})
+    store.finish(job_id, token, "failed", error=error)
+    return "failed"
+
