@@ -129,7 +129,7 @@ return 1
 _CANCEL = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
-if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return status end
+if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return 'already ' .. status end
 redis.call('HSET', KEYS[1], 'cancel_requested', '1')
 if status == 'running' and redis.call('EXISTS', KEYS[2]) == 1 then return 'cancelling' end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1])
@@ -348,6 +348,7 @@ class JobStore:
     # --- the API's side ------------------------------------------------------------
 
     def cancel(self, job_id: str) -> str:
+        """cancelled, cancelling (a running job stops at its next poll), or 'already <status>'."""
         return self._scripts["cancel"](keys=self._keys(job_id), args=[now(), job_id])
 
     def pause(self, job_id: str) -> str:

@@ -31,9 +31,9 @@ def data_dir() -> Path:
     return Path(os.environ.get("CONVTRAIN_DATA_DIR") or ROOT.parent / "shared" / "data")
 
 
-def example(name: str, **changes) -> dict:
+def example(filename: str, **changes) -> dict:
     """A job request from examples/, with top-level keys replaced."""
-    body = json.loads((EXAMPLES / name).read_text())
+    body = json.loads((EXAMPLES / filename).read_text())
     body.update(changes)
     return body
 
@@ -107,10 +107,13 @@ def own_service(tmp_path):
 @pytest.fixture
 def app(service):
     from service.api import create_app
+    from tests import openapi_check
 
     application = create_app(service.config, service.url)
     application.testing = True
-    return application
+    violations = openapi_check.install(application)  # every response must match service/openapi.yaml
+    yield application
+    assert not violations, "responses that break service/openapi.yaml:\n" + "\n".join(violations)
 
 
 @pytest.fixture

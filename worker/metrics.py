@@ -40,9 +40,14 @@ class Window:
 
 
 class BatchLog:
-    """Per-batch losses and hits held on the device until the next metric point, then read in one sync."""
+    """Per-batch losses and hits held on the device until the next metric point, then read in one sync.
 
-    def __init__(self):
+    `max_loss` is the largest per-example loss that counts as finite: ConvNetJS computes
+    softmax loss as -log(p) in float64, which is infinite once p underflows (-log p > 745).
+    """
+
+    def __init__(self, max_loss: float = float("inf")):
+        self.max_loss = max_loss
         self.pending: list[tuple[int, int, torch.Tensor, torch.Tensor]] = []
         self.loss = Window()
         self.accuracy = Window()
@@ -57,7 +62,7 @@ class BatchLog:
         values = torch.stack([torch.stack((loss.float(), hits.float())) for _, _, loss, hits in self.pending]).tolist()
         diverged = None
         for (examples_after, n, _, _), (loss, hits) in zip(self.pending, values):
-            if loss != loss or loss in (float("inf"), float("-inf")):
+            if not loss / n <= self.max_loss:  # NaN fails every comparison
                 diverged = examples_after
                 break
             self.loss.add(n, loss)

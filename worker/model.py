@@ -20,18 +20,16 @@ class Maxout(nn.Module):
 
     def forward(self, x):
         n = x.shape[0]
-        if x.dim() == 2:
-            return x[:, : self.out_depth * self.group_size].view(n, self.out_depth, self.group_size).amax(2)
         h, w = x.shape[2:]
         grouped = x[:, : self.out_depth * self.group_size].reshape(n, self.out_depth, self.group_size, h, w)
         return grouped.amax(2)
 
 
-class Flatten(nn.Module):
-    """An fc layer sees its input as one vector; conv volumes flatten in CHW order here."""
+class FullyConnected(nn.Linear):
+    """ConvNetJS fc: sees its input as one vector (CHW order here) and outputs a 1x1xN volume."""
 
     def forward(self, x):
-        return x.flatten(1)
+        return super().forward(x.flatten(1))[:, :, None, None]
 
 
 def _build(layer: dict) -> nn.Module:
@@ -43,9 +41,9 @@ def _build(layer: dict) -> nn.Module:
         return conv
     if kind == "fc":
         fan_in = layer["in_sx"] * layer["in_sy"] * layer["in_depth"]
-        fc = nn.Linear(fan_in, layer["num_neurons"])
+        fc = FullyConnected(fan_in, layer["num_neurons"])
         _init(fc, fan_in, layer["bias_pref"])
-        return nn.Sequential(Flatten(), fc)
+        return fc
     if kind == "pool":
         return nn.MaxPool2d((layer["sy"], layer["sx"]), stride=layer["stride"], padding=layer["pad"])
     if kind == "maxout":

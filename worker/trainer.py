@@ -23,6 +23,7 @@ from worker.optim import ConvNetJSOptimizer
 
 CHECKPOINT_VERSION = 1
 EVAL_BATCH = 1000
+SOFTMAX_MAX_LOSS = 745.0  # -log of the smallest float64: beyond it ConvNetJS's loss is infinite
 
 
 @dataclass
@@ -106,7 +107,7 @@ class Training:
         self.stream = data.BatchStream(self.dataset.train, trainer["batch_size"], crop=crop,
                                        flip=opts["augment"]["flip"], generator=generator, device=self.device)
         self.eval_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self.log = BatchLog()
+        self.log = BatchLog(SOFTMAX_MAX_LOSS if self.model.loss_type == "softmax" else float("inf"))
         self.examples = 0
         self.elapsed = 0.0  # seconds of training, over every attempt
         self.val_acc: float | None = None

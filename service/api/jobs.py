@@ -119,8 +119,8 @@ def metrics(job_id: str):
 def cancel(job_id: str):
     _job(job_id)
     outcome = _services().store.cancel(job_id)
-    if outcome in TERMINAL:
-        raise Problem(409, "Conflict", f"the job has {outcome} already and cannot be cancelled")
+    if outcome.startswith("already "):
+        raise Problem(409, "Conflict", f"the job has {outcome.split()[1]} already and cannot be cancelled")
     return _job(job_id), 202
 
 
