@@ -296,11 +296,14 @@ class JobStore:
 
     def add_point(self, job_id: str, token: str, point: dict, maxlen: int = 100_000, **fields) -> int:
         """Append a metric point or event to the job's stream (fenced); return its sequence number."""
-        args = [token, json.dumps(point), maxlen]
+        args = [token, json.dumps({**point, "t": now()}), maxlen]
         for k, v in fields.items():
             args += [k, _encode(v)]
         keys = self._keys(job_id)[:2] + [self.key(job_id, "metrics")]
         return int(self._scripts["add_point"](keys=keys, args=args))
+
+    def checkpoint_name(self, job_id: str) -> str | None:
+        return self.r.hget(self.key(job_id), "checkpoint")
 
     def finish(self, job_id: str, token: str, status: str, **fields) -> bool:
         args = [token, status, now(), job_id]

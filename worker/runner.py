@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
+import redis
 import torch
 
 from service.config import Config
@@ -17,6 +19,30 @@ from worker.trainer import Diverged, Hooks, Interrupted, Training, load_state, s
 
 log = logging.getLogger("convtrain.worker")
 MODEL_FILE = "model.pt"
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError)
+
+
+def quietly(fn, *args, **kwargs):
+    """An in-loop write: losing one point while Redis restarts is better than failing the job."""
+    try:
+        return fn(*args, **kwargs)
+    except REDIS_DOWN as exc:
+        log.warning("redis unavailable, skipped %s: %s", fn.__name__, exc)
+        return None
+
+
+def patiently(fn, *args, timeout: float = 300.0, **kwargs):
+    """A transition that must land (start, finish, release): retry until Redis is back."""
+    deadline, delay = time.monotonic() + timeout, 0.2
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except REDIS_DOWN as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("redis unavailable for %s, retrying: %s", fn.__name__, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 @dataclass
@@ -53,7 +79,7 @@ class Heartbeat(threading.Thread):
 def run_job(ctx: WorkerContext, job_id: str) -> str:
     """Train job `job_id` if no one else is; return what happened (started jobs: their final state)."""
     cfg = ctx.config
-    start = ctx.store.start(job_id, ctx.name, cfg.lease_seconds, cfg.max_attempts)
+    start = patiently(ctx.store.start, job_id, ctx.name, cfg.lease_seconds, cfg.max_attempts)
     if start.outcome != "started":
         log.info("job %s: not started (%s)", job_id, start.outcome, extra={"job_id": job_id})
         return start.outcome
@@ -68,8 +94,8 @@ def run_job(ctx: WorkerContext, job_id: str) -> str:
 
 def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Heartbeat) -> str:
     store, cfg = ctx.store, ctx.config
-    record = store.raw(job_id)
-    request = store.request(job_id)
+    record = patiently(store.raw, job_id)
+    request = patiently(store.request, job_id)
     log.info("job %s: attempt %d on %s", job_id, attempt, ctx.name, extra={"job_id": job_id})
     try:
         device = request.get("device", "auto")
@@ -79,11 +105,9 @@ def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Hear
             state = load_state(ctx.artifacts.get(job_id, record["checkpoint"]))
         training = Training(request, analyze(request["network"], cfg.limits), data_dir=cfg.data_path,
                             device=device, state=state)
-        store.update(job_id, token, device=str(training.device))
-        if state is not None:
-            store.add_point(job_id, token, {"event": "resumed", "examples": training.examples, "attempt": attempt})
-        else:
-            store.add_point(job_id, token, {"event": "started", "examples": 0, "attempt": attempt})
+        quietly(store.update, job_id, token, device=str(training.device))
+        event = "resumed" if state is not None else "started"
+        quietly(store.add_point, job_id, token, {"event": event, "examples": training.examples, "attempt": attempt})
         result = training.run(_hooks(ctx, job_id, token, beat, training))
     except Interrupted as stop:
         return _interrupted(ctx, job_id, token, stop)
@@ -102,8 +126,8 @@ def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Hear
     blob = save_state(training.weights())
     ctx.artifacts.put(job_id, MODEL_FILE, blob)
     model = {"file": MODEL_FILE, "format": "pt", "bytes": len(blob), "sha256": sha256(blob)}
-    store.add_point(job_id, token, {"event": "finished", "examples": training.examples, "result": result})
-    if store.finish(job_id, token, "succeeded", result=result, model=model, examples_seen=training.examples):
+    quietly(store.add_point, job_id, token, {"event": "finished", "examples": training.examples, "result": result})
+    if patiently(store.finish, job_id, token, "succeeded", result=result, model=model, examples_seen=training.examples):
         log.info("job %s succeeded: test_acc %.4f", job_id, result["test_acc"], extra={"job_id": job_id})
         return "succeeded"
     return "lost"
@@ -115,14 +139,14 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, trainin
 
     def flags() -> dict:
         # One small read per poll; the poll interval bounds cancel latency.
-        last_flags["flags"] = store.flags(job_id)
+        last_flags["flags"] = quietly(store.flags, job_id) or {}
         return last_flags["flags"]
 
     def on_metrics(point: dict) -> None:
-        store.add_point(job_id, token, point, metrics=point, examples_seen=point["examples"])
+        quietly(store.add_point, job_id, token, point, metrics=point, examples_seen=point["examples"])
 
     def on_event(event: dict) -> None:
-        store.add_point(job_id, token, {"event": event.pop("type"), **event})
+        quietly(store.add_point, job_id, token, {"event": event.pop("type"), **event})
 
     def on_checkpoint(state: dict) -> None:
         _checkpoint(ctx, job_id, token, state)
@@ -131,9 +155,9 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, trainin
         if beat.lost.is_set():
             return "lost"
         f = flags()
-        if f["cancel"]:
+        if f.get("cancel"):
             return "cancel"
-        if f["pause"]:
+        if f.get("pause"):
             return "pause"
         if ctx.draining.is_set():
             return "shutdown"
@@ -142,7 +166,7 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, trainin
     def trainer_changes() -> dict | None:
         if not last_flags["flags"].get("trainer_patch"):
             return None
-        return store.take_trainer_patch(job_id, token)
+        return quietly(store.take_trainer_patch, job_id, token)
 
     return Hooks(on_metrics=on_metrics, on_event=on_event, on_checkpoint=on_checkpoint, poll=poll,
                  trainer_changes=trainer_changes, checkpoint_seconds=cfg.checkpoint_seconds,
@@ -153,12 +177,13 @@ def _checkpoint(ctx: WorkerContext, job_id: str, token: str, state: dict) -> Non
     """Write an attempt-scoped checkpoint, then point the record at it (fenced)."""
     name = f"checkpoint-{token}.pt"
     ctx.artifacts.put(job_id, name, save_state(state))
-    previous = ctx.store.r.hget(ctx.store.key(job_id), "checkpoint")
-    if ctx.store.update(job_id, token, checkpoint=name, checkpoint_examples=state["examples"]):
-        ctx.store.add_point(job_id, token, {"event": "checkpoint", "examples": state["examples"]})
+    previous = quietly(ctx.store.checkpoint_name, job_id)
+    landed = quietly(ctx.store.update, job_id, token, checkpoint=name, checkpoint_examples=state["examples"])
+    if landed:
+        quietly(ctx.store.add_point, job_id, token, {"event": "checkpoint", "examples": state["examples"]})
         if previous and previous != name:
             ctx.artifacts.remove(job_id, previous)
-    else:
+    elif landed is not None:  # fenced out: another attempt owns the job
         ctx.artifacts.remove(job_id, name)
 
 
@@ -168,22 +193,23 @@ def _interrupted(ctx: WorkerContext, job_id: str, token: str, stop: Interrupted)
         log.warning("job %s: lease lost, another attempt owns it; stopping", job_id, extra={"job_id": job_id})
         return "lost"
     if stop.reason == "cancel":
-        store.add_point(job_id, token, {"event": "cancelled", "examples": stop.examples})
-        store.finish(job_id, token, "cancelled", examples_seen=stop.examples)
+        quietly(store.add_point, job_id, token, {"event": "cancelled", "examples": stop.examples})
+        patiently(store.finish, job_id, token, "cancelled", examples_seen=stop.examples)
         return "cancelled"
     _checkpoint(ctx, job_id, token, stop.state)
     if stop.reason == "pause":
-        store.add_point(job_id, token, {"event": "paused", "examples": stop.examples})
-        return "cancelled" if store.release(job_id, token, "paused", preempted=True) == 2 else "paused"
-    store.add_point(job_id, token, {"event": "requeued", "examples": stop.examples, "reason": "worker shutting down"})
-    store.release(job_id, token, "queued", preempted=True)
+        quietly(store.add_point, job_id, token, {"event": "paused", "examples": stop.examples})
+        return "cancelled" if patiently(store.release, job_id, token, "paused", preempted=True) == 2 else "paused"
+    quietly(store.add_point, job_id, token, {"event": "requeued", "examples": stop.examples,
+                                             "reason": "worker shutting down"})
+    patiently(store.release, job_id, token, "queued", preempted=True, timeout=10)
     return "requeued"
 
 
 def _fail(store: JobStore, job_id: str, token: str, kind: str, message: str, **extra) -> str:
     error = {"type": kind, "message": message, **extra}
     log.warning("job %s failed: %s", job_id, message, extra={"job_id": job_id})
-    store.add_point(job_id, token, {"event": "failed", "error": error})
-    store.finish(job_id, token, "failed", error=error)
+    quietly(store.add_point, job_id, token, {"event": "failed", "error": error})
+    patiently(store.finish, job_id, token, "failed", error=error)
     return "failed"
 
