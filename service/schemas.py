@@ -71,12 +71,17 @@ def _one_of(name, choices):
 
 
 def _range(name, lo=None, hi=None, lo_inclusive=True, hi_inclusive=True):
-    if lo is not None and hi is None:
+    if lo == 0 and lo_inclusive and hi is None:
+        rule = "at least 0 (not negative)"
+    elif lo is not None and hi is None:
         rule = f"at least {lo}" if lo_inclusive else f"greater than {lo}"
     elif lo is None:
         rule = f"at most {hi}"
+    elif lo_inclusive and hi_inclusive:
+        rule = f"between {lo} and {hi}"
     else:
-        rule = f"in [{lo}, {hi}" + ("]" if hi_inclusive else ")")
+        rule = (f"at least {lo}" if lo_inclusive else f"greater than {lo}") + \
+               (f" and at most {hi}" if hi_inclusive else f" and less than {hi}")
     return validate.Range(min=lo, max=hi, min_inclusive=lo_inclusive, max_inclusive=hi_inclusive,
                           error=f"{name} must be {rule}, got {{input}}")
 
@@ -179,7 +184,8 @@ def _friendly(errors: list[SpecError], body: dict, schema: Schema) -> list[SpecE
     for e in errors:
         name = e.path.rsplit(".", 1)[-1]
         if e.message == "Unknown field.":
-            parent = _schema_at(schema, e.path)
+            # A sub-schema (TrainerPatchSchema) is given paths under its section name ("trainer.x").
+            parent = _schema_at(schema, e.path) or (_schema_at(schema, e.path.split(".", 1)[1]) if "." in e.path else None)
             known = list(parent.fields) if parent else []
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
             hint = f" Did you mean '{close[0]}'?" if close else (f" Known fields: {', '.join(known)}." if known else "")
