@@ -152,7 +152,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status == 'paused' then
   redis.call('HSET', KEYS[1], 'status', 'queued', 'pause_requested', '0', 'requeued_at', ARGV[1])
-  return 'queued'
+  return 'resumed'
 end
 if status == 'running' then redis.call('HSET', KEYS[1], 'pause_requested', '0') end
 return status
@@ -332,21 +332,27 @@ class JobStore:
         raw = self.r.eval(script, 2, self.key(job_id), self.key(job_id, "lease"), token)
         return json.loads(raw) if raw else None
 
-    def patch_trainer(self, job_id: str, changes: dict) -> dict:
-        """Record live trainer changes: merged into the request now, picked up by a running worker."""
-        script = """
-        local status = redis.call('HGET', KEYS[1], 'status')
-        if not status then return {'missing'} end
-        if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return {status} end
-        local request = cjson.decode(redis.call('HGET', KEYS[1], 'request'))
-        local changes = cjson.decode(ARGV[1])
-        local pending = redis.call('HGET', KEYS[1], 'trainer_patch')
-        pending = (pending and pending ~= '') and cjson.decode(pending) or {}
-        for k, v in pairs(changes) do request['trainer'][k] = v; pending[k] = v end
-        redis.call('HSET', KEYS[1], 'request', cjson.encode(request), 'trainer_patch', cjson.encode(pending))
-        return {status}
-        """
-        return self.r.eval(script, 1, self.key(job_id), json.dumps(changes))[0]
+    def patch_trainer(self, job_id: str, changes: dict) -> str:
+        """Record live trainer changes: merged into the request now, picked up by a running worker; return the status."""
+        key = self.key(job_id)
+        with self.r.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    status, request, pending = pipe.hmget(key, "status", "request", "trainer_patch")
+                    if status is None:
+                        return "missing"
+                    if status in TERMINAL:
+                        return status
+                    request = json.loads(request)
+                    request["trainer"].update(changes)
+                    pending = {**(json.loads(pending) if pending else {}), **changes}
+                    pipe.multi()
+                    pipe.hset(key, mapping={"request": json.dumps(request), "trainer_patch": json.dumps(pending)})
+                    pipe.execute()
+                    return status
+                except redis.WatchError:
+                    continue
 
     # --- the API's side ------------------------------------------------------------
 
@@ -358,6 +364,7 @@ class JobStore:
         return self._scripts["pause"](keys=self._keys(job_id)[:2], args=[])
 
     def resume(self, job_id: str) -> str:
+        """resumed (paused -> queued), or the status it has: a running job merely forgets a pending pause."""
         return self._scripts["resume"](keys=[self.key(job_id)], args=[now()])
 
     def points(self, job_id: str, after: int = 0, limit: int = 1000) -> list[dict]:

@@ -276,6 +276,21 @@ def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
     return request, network
 
 
+def load_trainer_patch(body: Any, config: Config) -> dict:
+    """Check live trainer changes (PATCH /v1/jobs/{id}/trainer); raise InvalidSpec."""
+    if not isinstance(body, dict) or not body:
+        raise InvalidSpec([SpecError("trainer", "send an object with any of " + ", ".join(TRAINER_LIVE_FIELDS))])
+    schema = TrainerPatchSchema()
+    try:
+        changes = schema.load(body)
+    except ValidationError as exc:
+        raise InvalidSpec(_friendly(_flatten(exc.messages, "trainer"), {"trainer": body}, schema)) from None
+    if changes.get("batch_size", 0) > config.max_batch_size:
+        raise InvalidSpec([SpecError("trainer.batch_size", f"batch_size {changes['batch_size']} is more than "
+                                     f"the limit of {config.max_batch_size}")])
+    return changes
+
+
 def _with_lines(errors: list[SpecError], lines: list[int] | None) -> list[SpecError]:
     """Point errors in pasted layers at their source lines."""
     if not lines:

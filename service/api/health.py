@@ -22,7 +22,8 @@ def readyz():
         store.r.ping()
         workers = store.workers()
     except redis.exceptions.RedisError as exc:
-        return problem_response(503, "Service Unavailable", f"Redis is unreachable: {exc}",
+        current_app.logger.warning("readyz: redis unreachable: %s", exc)
+        return problem_response(503, "Service Unavailable", "Redis is unreachable",
                                 headers={"Retry-After": "5"}, checks={"redis": False, "workers": 0})
     if not workers:
         return problem_response(503, "Service Unavailable", "no worker is alive to train jobs",

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 
 from flask import Blueprint, Response, current_app, request, url_for
-from marshmallow import ValidationError
 
 from service.api.body import json_body
 from service.api.errors import Problem
 from service.celery_app import TRAIN_TASK, queue_for
 from service.jobs import STATUSES, TERMINAL, JobNotFound, new_id
-from service.netspec import InvalidSpec, SpecError
-from service.schemas import TrainerPatchSchema, _flatten, _friendly, load_job_request
+from service.schemas import load_job_request, load_trainer_patch
+from service.storage import sha256
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 _ID = re.compile(r"^[0-9a-f]{8,40}$")
@@ -39,6 +39,8 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     if raw is None:
         return default
     try:
+        if not raw.isascii() or not raw.isdigit():
+            raise ValueError(raw)
         value = int(raw)
     except ValueError:
         raise Problem(400, "Bad Request", f"{name} must be a whole number, got {raw!r}",
@@ -91,6 +93,8 @@ def listing():
     cursor = request.args.get("cursor")
     try:
         cursor_value = float(cursor) if cursor else None
+        if cursor_value is not None and not math.isfinite(cursor_value):
+            raise ValueError(cursor)
     except ValueError:
         raise Problem(400, "Bad Request", "cursor is not one that this API returned",
                       errors=[{"path": "query.cursor", "message": "invalid cursor"}]) from None
@@ -137,29 +141,17 @@ def pause(job_id: str):
 def resume(job_id: str):
     job = _job(job_id)
     outcome = _services().store.resume(job_id)
-    if outcome == "queued":
+    if outcome == "resumed":
         publish(job)
-    elif outcome != "running":
-        raise Problem(409, "Conflict", f"a {outcome} job cannot be resumed")
+    elif outcome != "running":  # resuming a running job cancels a pause that has not happened yet
+        raise Problem(409, "Conflict", f"a {outcome} job cannot be resumed; only a paused one can")
     return _job(job_id), 202
 
 
 @bp.patch("/<job_id>/trainer")
 def change_trainer(job_id: str):
     _job(job_id)
-    body = json_body()
-    if not isinstance(body, dict) or not body:
-        raise InvalidSpec([SpecError("trainer", "send an object with any of learning_rate, momentum, "
-                                     "batch_size, l1_decay, l2_decay")])
-    schema = TrainerPatchSchema()
-    try:
-        changes = schema.load(body)
-    except ValidationError as exc:
-        raise InvalidSpec(_friendly(_flatten(exc.messages, "trainer"), {"trainer": body}, schema)) from None
-    config = _services().config
-    if changes.get("batch_size", 0) > config.max_batch_size:
-        raise InvalidSpec([SpecError("trainer.batch_size", f"batch_size {changes['batch_size']} is more than "
-                                     f"the limit of {config.max_batch_size}")])
+    changes = load_trainer_patch(json_body(), _services().config)
     outcome = _services().store.patch_trainer(job_id, changes)
     if outcome in TERMINAL:
         raise Problem(409, "Conflict", f"the job has {outcome} already; its trainer can no longer change")
@@ -174,22 +166,24 @@ def delete(job_id: str):
     s = _services()
     s.artifacts.delete_job(job_id)
     s.store.delete(job_id)
-    return "", 204
+    return Response(status=204)
 
 
 @bp.get("/<job_id>/model")
 def model(job_id: str):
     job = _job(job_id)
-    if job["status"] != "succeeded":
-        raise Problem(409, "Conflict", f"the job is {job['status']}; its model is available once it has succeeded")
     fmt = request.args.get("format", "pt")
     if fmt != "pt":
         raise Problem(400, "Bad Request", f"unknown model format {fmt!r}; available: pt",
                       errors=[{"path": "query.format", "message": "available formats: pt"}])
-    artifacts = _services().artifacts
-    data = artifacts.get(job_id, MODEL_FILE)
+    if job["status"] != "succeeded":
+        raise Problem(409, "Conflict", f"the job is {job['status']}; its model is available once it has succeeded")
+    try:
+        data = _services().artifacts.get(job_id, (job.get("model") or {}).get("file", MODEL_FILE))
+    except FileNotFoundError:
+        raise Problem(404, "Not Found", "the model file is missing from the artifact store") from None
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", job["name"] or "model").strip("-") or "model"
     return Response(data, mimetype="application/octet-stream", headers={
         "Content-Disposition": f'attachment; filename="{name}-{job_id}.pt"',
-        "ETag": (job.get("model") or {}).get("sha256", ""),
+        "ETag": f'"{sha256(data)}"',
     })

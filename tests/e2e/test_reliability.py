@@ -7,7 +7,6 @@ Each test runs its own redis-server and workers (the `own_service` fixture), wit
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 

@@ -222,3 +222,28 @@ def test_the_api_never_imports_torch():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'numpy', 'worker')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_resume_needs_a_paused_job_and_cursors_must_be_numbers(own_service):
+    from service.api import create_app
+
+    client = create_app(own_service.config, own_service.url).test_client()
+    job = client.post("/v1/jobs", json=small(500)).get_json()
+    assert client.post(f"/v1/jobs/{job['id']}/resume").status_code == 409  # queued, not paused
+    assert client.post(f"/v1/jobs/{job['id']}/pause").get_json()["status"] == "paused"
+    assert client.post(f"/v1/jobs/{job['id']}/resume").get_json()["status"] == "queued"
+    for cursor in ("nan", "inf", "abc"):
+        assert client.get(f"/v1/jobs?cursor={cursor}").status_code == 400
+    assert client.get("/v1/jobs?limit=1_0").status_code == 400
+
+
+def test_trainer_changes_keep_full_precision(own_service):
+    from service.api import create_app
+
+    client = create_app(own_service.config, own_service.url).test_client()
+    job = client.post("/v1/jobs", json=small(500, seed=2**62 + 1)).get_json()
+    client.post(f"/v1/jobs/{job['id']}/pause")
+    changed = client.patch(f"/v1/jobs/{job['id']}/trainer", json={"learning_rate": 0.123456789012345678})
+    assert changed.status_code == 200
+    request = changed.get_json()["request"]
+    assert request["seed"] == 2**62 + 1 and request["trainer"]["learning_rate"] == 0.123456789012345678
