@@ -112,7 +112,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "?"
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -225,7 +225,7 @@ def _read_request(path: str) -> Any:
     except UnicodeDecodeError:
         raise ClientError(f"{path} is not UTF-8 text") from None
     if Path(path).suffix.lower() == ".js":
-        return {"convnetjs": text, "budget": {"examples": DEMO_EXAMPLES}}
+        return {"name": Path(path).stem[:200], "convnetjs": text, "budget": {"examples": DEMO_EXAMPLES}}
     try:
         return json.loads(text)
     except ValueError as exc:

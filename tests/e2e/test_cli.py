@@ -77,7 +77,7 @@ class Serve:
         env = {k: v for k, v in os.environ.items() if k not in ("CONVTRAIN_REDIS_URL", "CONVTRAIN_URL")}
         env.update(FAST)
         env.update({"CONVTRAIN_HOME": str(home), "CONVTRAIN_DATA_DIR": str(data_dir()), "PYTHONUNBUFFERED": "1"})
-        self.log = open(log, "ab")
+        self.log = open(log, "ab")  # noqa: SIM115 -- held for the process's life, closed in stop/kill
         self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
                                      env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
