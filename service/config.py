@@ -19,6 +19,9 @@ class Config:
     data_dir: Path | None = None  # None: <home>/data
     artifacts: str | None = None  # an fsspec URL; None: <home>/artifacts
     max_body_bytes: int = 1 << 20
+    max_upload_bytes: int = 8 << 20  # an image to classify
+    max_upload_pixels: int = 40_000_000  # checked before decoding: no decompression bombs
+    predict_timeout_seconds: float = 10.0
     max_json_depth: int = 32
     limits: Limits = field(default_factory=Limits)
     max_examples: int = 10_000_000
@@ -32,6 +35,7 @@ class Config:
     heartbeat_seconds: float = 5.0
     reaper_seconds: float = 5.0
     checkpoint_seconds: float = 5.0
+    snapshot_seconds: float = 5.0  # layer pictures of the probe image
     max_attempts: int = 3
     metrics_interval_seconds: float = 1.0  # one point at least every 100 examples or this many seconds
 

@@ -79,9 +79,10 @@ for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 
-# add_point(job, lease, stream) args: token, data, maxlen, progress fields...
+# add_point(job, lease, stream) args: token ('' for the API's and reaper's own events), data, maxlen, fields...
 _ADD_POINT = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'data', ARGV[2])
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
@@ -257,7 +258,8 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         pipe = self.r.pipeline()
-        pipe.delete(self.key(job_id), self.key(job_id, "metrics"), self.key(job_id, "lease"))
+        pipe.delete(self.key(job_id), self.key(job_id, "metrics"), self.key(job_id, "lease"),
+                    self.key(job_id, "snapshots"))
         pipe.zrem(f"{PREFIX}jobs", job_id)
         pipe.zrem(f"{PREFIX}jobs:running", job_id)
         pipe.execute()
@@ -302,8 +304,29 @@ class JobStore:
         keys = self._keys(job_id)[:2] + [self.key(job_id, "metrics")]
         return int(self._scripts["add_point"](keys=keys, args=args))
 
+    def add_snapshot(self, job_id: str, token: str, stats: list[dict], examples: int) -> int:
+        """Record a snapshot's layer statistics (fenced); return its number, counting from 1."""
+        script = """
+        if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+        return redis.call('RPUSH', KEYS[3], ARGV[2])
+        """
+        keys = self._keys(job_id)[:2] + [self.key(job_id, "snapshots")]
+        return int(self.r.eval(script, 3, *keys, token, json.dumps({"examples": examples, "layers": stats})))
+
+    def snapshot_count(self, job_id: str) -> int:
+        return int(self.r.llen(self.key(job_id, "snapshots")))
+
+    def snapshot(self, job_id: str, number: int) -> dict | None:
+        """Snapshot `number` (1-based) as {"examples", "layers"}, or None."""
+        raw = self.r.lindex(self.key(job_id, "snapshots"), number - 1) if number >= 1 else None
+        return json.loads(raw) if raw else None
+
     def checkpoint_name(self, job_id: str) -> str | None:
         return self.r.hget(self.key(job_id), "checkpoint")
+
+    def add_event(self, job_id: str, event: str, **data) -> int:
+        """An event from outside a training attempt (a cancel while queued, a requeue by the reaper)."""
+        return self.add_point(job_id, "", {"event": event, **data})
 
     def finish(self, job_id: str, token: str, status: str, **fields) -> bool:
         args = [token, status, now(), job_id]
@@ -367,7 +390,7 @@ class JobStore:
         """resumed (paused -> queued), or the status it has: a running job merely forgets a pending pause."""
         return self._scripts["resume"](keys=[self.key(job_id)], args=[now()])
 
-    def points(self, job_id: str, after: int = 0, limit: int = 1000) -> list[dict]:
+    def points(self, job_id: str, after: int = 0, limit: int | None = 1000) -> list[dict]:
         """Metric points and events with sequence numbers above `after`."""
         entries = self.r.xrange(self.key(job_id, "metrics"), min=f"({after}-0" if after else "-", max="+", count=limit)
         return [{"seq": int(entry_id.split("-")[0]), **json.loads(fields["data"])} for entry_id, fields in entries]
@@ -411,6 +434,66 @@ class JobStore:
         """Workers whose heartbeat has not expired."""
         self.r.zremrangebyscore(f"{PREFIX}workers", "-inf", now())
         return self.r.zrange(f"{PREFIX}workers", 0, -1)
+
+    # --- read-only views for /metrics ---------------------------------------------------
+
+    def count_by_status(self, page: int = 1000) -> dict[str, int]:
+        """How many jobs are in each status: every status of STATUSES (zeros included), plus any unknown one.
+
+        Cost: one pass over the ``jobs`` index, ``page`` jobs at a time: a ZRANGE, then one script that
+        reads those jobs' status fields inside Redis and returns the counts, so N jobs take 2N/page round
+        trips and N HGETs in Redis (about 0.1 s for 50,000 jobs on loopback), and Redis is never
+        blocked for more than one page (about 1 ms). Jobs created or deleted during the pass may be
+        counted or missed once, as with any gauge read while it changes.
+        """
+        counts = dict.fromkeys(STATUSES, 0)
+        start = 0
+        while True:
+            ids = self.r.zrange(f"{PREFIX}jobs", start, start + page - 1)
+            if not ids:
+                break
+            flat = self._count_statuses(keys=[self.key(job_id) for job_id in ids])
+            for status, n in zip(flat[::2], flat[1::2]):
+                counts[status] = counts.get(status, 0) + int(n)
+            if len(ids) < page:
+                break
+            start += page
+        return counts
+
+    @property
+    def _count_statuses(self):
+        script = getattr(self, "_count_statuses_script", None)
+        if script is None:
+            # keys: job hashes; returns status, count, status, count... (a vanished record is not counted)
+            script = self._count_statuses_script = self.r.register_script("""
+local counts, order = {}, {}
+for i = 1, #KEYS do
+  local status = redis.call('HGET', KEYS[i], 'status')
+  if status then
+    if not counts[status] then counts[status] = 0; order[#order + 1] = status end
+    counts[status] = counts[status] + 1
+  end
+end
+local out = {}
+for _, status in ipairs(order) do out[#out + 1] = status; out[#out + 1] = counts[status] end
+return out
+""")
+        return script
+
+    def worker_infos(self) -> dict[str, dict]:
+        """Each alive worker's liveness info (the dict it passed to worker_alive), without pruning expired ones."""
+        names = self.r.zrangebyscore(f"{PREFIX}workers", f"({now()}", "+inf")
+        if not names:
+            return {}
+        infos = self.r.mget([f"{PREFIX}worker:{name}" for name in names])
+        out = {}
+        for name, raw in zip(names, infos):
+            try:
+                info = json.loads(raw) if raw else {}
+            except ValueError:
+                info = {}
+            out[name] = info if isinstance(info, dict) else {}
+        return out
 
 
 def _encode(value) -> str:

@@ -35,7 +35,10 @@ class Reaper(threading.Thread):
         requeued = []
         for job_id in self.store.stale(self.config.lease_seconds):
             outcome = self.store.reap(job_id)
+            if outcome == 2:
+                self.store.add_event(job_id, "cancelled", reason="cancelled while its worker was lost")
             if outcome == 1:
+                self.store.add_event(job_id, "requeued", reason="worker lost")
                 device = self.store.r.hget(self.store.key(job_id), "device") or "auto"
                 self.celery.send_task(TRAIN_TASK, args=[job_id], queue=queue_for(device))
                 log.warning("job %s lost its worker; requeued", job_id, extra={"job_id": job_id})

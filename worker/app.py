@@ -16,6 +16,7 @@ from service.config import Config
 from service.jobs import JobStore
 from service.reaper import Reaper
 from service.storage import Artifacts
+from worker.predict import Predictor
 from worker.runner import WorkerContext, run_job
 
 log = logging.getLogger("convtrain.worker")
@@ -79,8 +80,9 @@ def main(config: Config, redis_url: str, *, queues: str | None = None, device: s
     worker_shutting_down.connect(draining, weak=False)
     reaper = Reaper(ctx.store, app, config, name=f"reaper@{ctx.name}")
     liveness = Liveness(ctx)
-    reaper.start()
-    liveness.start()
+    predictor = Predictor(ctx)
+    for thread in (reaper, liveness, predictor):
+        thread.start()
     try:
         app.worker_main([
             "worker", "-P", "threads", "-c", str(concurrency), "-Q", queues or default_queues,
@@ -88,6 +90,6 @@ def main(config: Config, redis_url: str, *, queues: str | None = None, device: s
             "-l", loglevel,
         ])
     finally:
-        reaper.stopped.set()
-        liveness.stopped.set()
+        for thread in (reaper, liveness, predictor):
+            thread.stopped.set()
         liveness.join(timeout=2)

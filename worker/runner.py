@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -19,6 +20,8 @@ from worker.trainer import Diverged, Hooks, Interrupted, Training, load_state, s
 
 log = logging.getLogger("convtrain.worker")
 MODEL_FILE = "model.pt"
+PREDICTIONS_FILE = "predictions.json"
+PREDICTIONS = 100  # test images shown with their top-3 guesses
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError)
 
 
@@ -125,6 +128,8 @@ def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Hear
 
     blob = save_state(training.weights())
     ctx.artifacts.put(job_id, MODEL_FILE, blob)
+    ctx.artifacts.put(job_id, PREDICTIONS_FILE, json.dumps(
+        {"test_acc": result["test_acc"], "predictions": training.predictions(PREDICTIONS)}).encode())
     model = {"file": MODEL_FILE, "format": "pt", "bytes": len(blob), "sha256": sha256(blob)}
     quietly(store.add_point, job_id, token, {"event": "finished", "examples": training.examples, "result": result})
     if patiently(store.finish, job_id, token, "succeeded", result=result, model=model, examples_seen=training.examples):
@@ -151,6 +156,13 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, trainin
     def on_checkpoint(state: dict) -> None:
         _checkpoint(ctx, job_id, token, state)
 
+    def on_snapshot(snapshot, examples: int) -> None:
+        number = (quietly(store.snapshot_count, job_id) or 0) + 1
+        for name, png in snapshot.images.items():
+            ctx.artifacts.put(job_id, f"snapshots/{number}/{name}", png)
+        if quietly(store.add_snapshot, job_id, token, snapshot.stats, examples):
+            quietly(store.add_point, job_id, token, {"event": "snapshot", "snapshot": number, "examples": examples})
+
     def poll() -> str | None:
         if beat.lost.is_set():
             return "lost"
@@ -168,9 +180,9 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, trainin
             return None
         return quietly(store.take_trainer_patch, job_id, token)
 
-    return Hooks(on_metrics=on_metrics, on_event=on_event, on_checkpoint=on_checkpoint, poll=poll,
-                 trainer_changes=trainer_changes, checkpoint_seconds=cfg.checkpoint_seconds,
-                 metrics_seconds=cfg.metrics_interval_seconds)
+    return Hooks(on_metrics=on_metrics, on_event=on_event, on_checkpoint=on_checkpoint, on_snapshot=on_snapshot,
+                 poll=poll, trainer_changes=trainer_changes, checkpoint_seconds=cfg.checkpoint_seconds,
+                 snapshot_seconds=cfg.snapshot_seconds, metrics_seconds=cfg.metrics_interval_seconds)
 
 
 def _checkpoint(ctx: WorkerContext, job_id: str, token: str, state: dict) -> None:

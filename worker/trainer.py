@@ -16,7 +16,7 @@ import torch
 
 from service import netspec
 from service.schemas import TRAINER_LIVE_FIELDS
-from worker import data
+from worker import data, snapshots
 from worker.metrics import BatchLog
 from worker.model import Net
 from worker.optim import ConvNetJSOptimizer
@@ -33,9 +33,11 @@ class Hooks:
     on_metrics: Callable[[dict], None] | None = None  # one metric point
     on_event: Callable[[dict], None] | None = None  # trainer changes, validation, checkpoints
     on_checkpoint: Callable[[dict], None] | None = None  # a resumable state, every checkpoint_seconds
+    on_snapshot: Callable[[snapshots.Snapshot, int], None] | None = None  # layer views of the probe, and examples
     poll: Callable[[], str | None] | None = None  # "cancel", "pause" or "shutdown" stops the loop
     trainer_changes: Callable[[], dict | None] | None = None  # live changes to the trainer options
     checkpoint_seconds: float = 5.0
+    snapshot_seconds: float = 5.0
     poll_seconds: float = 0.2
     metrics_seconds: float = 1.0  # a point every 100 examples or this many seconds, whichever is rarer
 
@@ -114,6 +116,7 @@ class Training:
         self.val_cursor = 0
         self.next_val = opts["val_interval"]
         self.last_point = 0
+        self._probe = None
         if state is not None:
             self._restore(state)
 
@@ -146,6 +149,7 @@ class Training:
         elapsed_before = self.elapsed
         examples_before = self.examples
         last_poll = last_ckpt = last_emit = started
+        last_snapshot = started - hooks.snapshot_seconds  # the first pictures come with the first batch
         emit_examples = self.examples
         fwd = bwd = 0.0
         timed = 0
@@ -198,7 +202,12 @@ class Training:
             if hooks.on_checkpoint and now - last_ckpt >= hooks.checkpoint_seconds and not self._done():
                 hooks.on_checkpoint(self.state())
                 last_ckpt = time.perf_counter()
+            if hooks.on_snapshot and now - last_snapshot >= hooks.snapshot_seconds and not self._done():
+                hooks.on_snapshot(self.snapshot(), self.examples)
+                last_snapshot = time.perf_counter()
         train_seconds = self.elapsed - elapsed_before
+        if hooks.on_snapshot:
+            hooks.on_snapshot(self.snapshot(), self.examples)
         return self._finish((self.examples - examples_before) / max(train_seconds, 1e-9))
 
     def _emit(self, hooks: Hooks, rate: float, fwd: float, bwd: float) -> None:
@@ -248,6 +257,17 @@ class Training:
             hooks.on_event({"type": "trainer", "examples": self.examples, "changes": changes})
 
     # --- evaluation ----------------------------------------------------------
+
+    def snapshot(self) -> snapshots.Snapshot:
+        """Layer statistics and pictures of the fixed probe image (the first test image)."""
+        if self._probe is None:
+            self._probe = snapshots.probe(self.dataset.test, self.input_size)
+        image, label = self._probe
+        return snapshots.take(self.model, image.to(self.device), label)
+
+    def predictions(self, limit: int = 100) -> list[dict]:
+        """The first `limit` test images with their top-3 classes."""
+        return snapshots.predictions(self.model, self.dataset.test, self.input_size, limit, device=self.device)
 
     def _validate_window(self) -> None:
         """Accuracy on the next `val_examples` held-out images, cycling through the split."""

@@ -54,7 +54,8 @@ def register(app: Flask) -> None:
             headers["Allow"] = ", ".join(e.valid_methods)
         detail = e.description or ""
         if e.code == 413:
-            detail = f"the body is larger than the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+            limit = request.max_content_length or current_app.config["MAX_CONTENT_LENGTH"]
+            detail = f"the body is larger than the limit of {limit} bytes"
         return problem_response(e.code or 500, e.name, detail, headers=headers)
 
     @app.errorhandler(redis.exceptions.ConnectionError)

@@ -14,6 +14,7 @@ from service.api.errors import Problem
 from service.celery_app import TRAIN_TASK, queue_for
 from service.jobs import STATUSES, TERMINAL, JobNotFound, new_id
 from service.schemas import load_job_request, load_trainer_patch
+from service.series import downsample
 from service.storage import sha256
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -113,9 +114,14 @@ def read(job_id: str):
 @bp.get("/<job_id>/metrics")
 def metrics(job_id: str):
     _job(job_id)
+    store = _services().store
+    if "points" in request.args:
+        buckets = _int_arg("points", 100, 1, 10_000)
+        history = store.points(job_id, 0, None)
+        return {"buckets": downsample(history, buckets), "next": history[-1]["seq"] if history else 0}
     after = _int_arg("after", 0, 0, 2**53)
     limit = _int_arg("limit", 1000, 1, 10_000)
-    points = _services().store.points(job_id, after, limit)
+    points = store.points(job_id, after, limit)
     return {"points": points, "next": points[-1]["seq"] if points else after}
 
 
@@ -125,6 +131,8 @@ def cancel(job_id: str):
     outcome = _services().store.cancel(job_id)
     if outcome.startswith("already "):
         raise Problem(409, "Conflict", f"the job has {outcome.split()[1]} already and cannot be cancelled")
+    if outcome == "cancelled":  # not running: no worker will write the event
+        _services().store.add_event(job_id, "cancelled", examples=_job(job_id)["progress"]["examples_seen"])
     return _job(job_id), 202
 
 
@@ -134,6 +142,8 @@ def pause(job_id: str):
     outcome = _services().store.pause(job_id)
     if outcome not in ("paused", "pausing"):
         raise Problem(409, "Conflict", f"a {outcome} job cannot be paused")
+    if outcome == "paused":
+        _services().store.add_event(job_id, "paused", examples=_job(job_id)["progress"]["examples_seen"])
     return _job(job_id), 202
 
 
@@ -142,6 +152,7 @@ def resume(job_id: str):
     job = _job(job_id)
     outcome = _services().store.resume(job_id)
     if outcome == "resumed":
+        _services().store.add_event(job_id, "queued", examples=job["progress"]["examples_seen"], reason="resume requested")
         publish(job)
     elif outcome != "running":  # resuming a running job cancels a pause that has not happened yet
         raise Problem(409, "Conflict", f"a {outcome} job cannot be resumed; only a paused one can")

@@ -293,9 +293,12 @@ def test_metric_and_result_keys_match_the_trainer():
     documented = set(SCHEMAS["StreamEvent"]["properties"]["event"]["enum"])
     runner = (ROOT / "worker" / "runner.py").read_text()
     trainer = (ROOT / "worker" / "trainer.py").read_text()
+    # The API and the reaper write events too, for jobs that no worker holds.
+    others = [(ROOT / "service" / name).read_text() for name in ("api/jobs.py", "reaper.py")]
     emitted = set(re.findall(r'"event": "(\w+)"', runner)) | set(re.findall(r'on_event\(\{"type": "(\w+)"', trainer))
+    emitted |= {e for source in others for e in re.findall(r'add_event\(job_id, "(\w+)"', source)}
     assert emitted - documented == set(), "events the worker writes that StreamEvent lacks"
-    strings = {node.value for source in (runner, trainer) for node in ast.walk(ast.parse(source))
+    strings = {node.value for source in (runner, trainer, *others) for node in ast.walk(ast.parse(source))
                if isinstance(node, ast.Constant) and isinstance(node.value, str)}
     assert documented - strings == set(), "documented events that the worker never writes"
 

@@ -1,0 +1,66 @@
+"""Look inside a job: layer statistics and pictures from the worker's snapshots, and test predictions."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, current_app, url_for
+
+from service.api.errors import Problem
+from service.api.jobs import _int_arg, _job
+
+bp = Blueprint("layers", __name__, url_prefix="/v1/jobs")
+PICTURES = ("activations", "gradients", "filters")
+PREDICTIONS_FILE = "predictions.json"
+
+
+def _snapshot(job_id: str) -> tuple[int, dict]:
+    """The snapshot asked for with ?snapshot=K, or the latest; 404 when there is none (yet)."""
+    store = current_app.extensions["convtrain"].store
+    count = store.snapshot_count(job_id)
+    if count == 0:
+        raise Problem(404, "Not Found", "the job has no layer snapshot yet; the first comes with its first batch")
+    number = _int_arg("snapshot", count, 1, count)
+    return number, store.snapshot(job_id, number)
+
+
+@bp.get("/<job_id>/layers")
+def layers(job_id: str):
+    _job(job_id)
+    number, snapshot = _snapshot(job_id)
+    count = current_app.extensions["convtrain"].store.snapshot_count(job_id)
+    out = []
+    for layer in snapshot["layers"]:
+        kinds = PICTURES if layer["type"] == "conv" else PICTURES[:2]
+        images = {kind: url_for("layers.picture", job_id=job_id, index=layer["index"], kind=kind, snapshot=number)
+                  for kind in kinds}
+        out.append({**layer, "images": images})
+    return {"snapshot": number, "snapshots": count, "examples": snapshot["examples"], "layers": out}
+
+
+@bp.get("/<job_id>/layers/<int:index>/<kind>.png")
+def picture(job_id: str, index: int, kind: str):
+    _job(job_id)
+    if kind not in PICTURES:
+        raise Problem(404, "Not Found", f"no {kind!r} picture; there are {', '.join(PICTURES)}")
+    number, snapshot = _snapshot(job_id)
+    if index >= len(snapshot["layers"]) or (kind == "filters" and snapshot["layers"][index]["type"] != "conv"):
+        raise Problem(404, "Not Found", f"layer {index} has no {kind} picture")
+    try:
+        data = current_app.extensions["convtrain"].artifacts.get(job_id, f"snapshots/{number}/layer-{index}-{kind}.png")
+    except FileNotFoundError:
+        raise Problem(404, "Not Found", "the picture is missing from the artifact store") from None
+    return Response(data, mimetype="image/png", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@bp.get("/<job_id>/predictions")
+def predictions(job_id: str):
+    job = _job(job_id)
+    limit = _int_arg("limit", 20, 1, 100)
+    if job["status"] != "succeeded":
+        raise Problem(409, "Conflict", f"the job is {job['status']}; test predictions come when it has succeeded")
+    try:
+        saved = json.loads(current_app.extensions["convtrain"].artifacts.get(job_id, PREDICTIONS_FILE))
+    except FileNotFoundError:
+        raise Problem(404, "Not Found", "the predictions are missing from the artifact store") from None
+    return {"test_acc": saved["test_acc"], "predictions": saved["predictions"][:limit]}

@@ -1,0 +1,39 @@
+"""The `predict` queue: the API asks, a worker answers, through two Redis lists.
+
+A training worker's Celery slot is busy for minutes at a time, so predictions do
+not go through Celery: every worker process runs a small thread that pops
+requests from one shared list and pushes each answer to the list its asker
+waits on. Requests carry a deadline; a late one is dropped, not answered.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+from service.jobs import PREFIX
+
+QUEUE = f"{PREFIX}predict"
+
+
+class NoPredictor(Exception):
+    """No worker answered in time."""
+
+
+def ask(r, job_id: str, kind: str, payload, timeout: float) -> dict:
+    """Queue one prediction and wait for its answer: {"probabilities", "top"} or {"error": {...}}."""
+    reply = f"{PREFIX}predict:reply:{secrets.token_hex(8)}"
+    request = {"job": job_id, "kind": kind, "payload": payload, "reply": reply, "deadline": time.time() + timeout}
+    r.lpush(QUEUE, json.dumps(request))
+    answer = r.brpop([reply], timeout=max(1, int(timeout)))
+    if answer is None:
+        raise NoPredictor(f"no worker answered within {timeout:g} s")
+    return json.loads(answer[1])
+
+
+def answer(r, request: dict, result: dict, ttl: int = 30) -> None:
+    pipe = r.pipeline()
+    pipe.lpush(request["reply"], json.dumps(result))
+    pipe.expire(request["reply"], ttl)
+    pipe.execute()

@@ -1,0 +1,94 @@
+"""The worker's side of the `predict` queue: a thread that answers predictions with cached models."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+
+import torch
+
+from service.netspec import analyze
+from service.predictions import QUEUE, answer
+from worker import imaging
+from worker.data import center_crop, to_input
+from worker.model import Net
+
+log = logging.getLogger("convtrain.predict")
+CACHED_MODELS = 8
+
+
+class Predictor(threading.Thread):
+    """Pops prediction requests and answers them; keeps the last few models loaded."""
+
+    def __init__(self, ctx, poll_seconds: float = 1.0):
+        super().__init__(daemon=True, name="predictor")
+        self.ctx, self.poll_seconds = ctx, poll_seconds
+        self.stopped = threading.Event()
+        self.models: OrderedDict[tuple[str, str], Net] = OrderedDict()
+
+    def run(self) -> None:
+        r = self.ctx.store.r
+        while not self.stopped.is_set():
+            try:
+                item = r.brpop([QUEUE], timeout=self.poll_seconds)
+            except Exception as exc:  # Redis restarting
+                log.warning("predict queue unavailable: %s", exc)
+                self.stopped.wait(1.0)
+                continue
+            if item is None:
+                continue
+            request = json.loads(item[1])
+            if request["deadline"] < time.time():
+                continue  # the asker has given up
+            try:
+                result = self.handle(request)
+            except ValueError as exc:
+                result = {"error": {"status": 422, "title": "Invalid image", "message": str(exc)}}
+            except Exception as exc:
+                log.exception("prediction for job %s failed", request["job"], extra={"job_id": request["job"]})
+                result = {"error": {"status": 500, "title": "Prediction failed", "message": type(exc).__name__}}
+            try:
+                answer(r, request, result)
+            except Exception as exc:
+                log.warning("could not answer a prediction: %s", exc)
+
+    def model(self, job_id: str) -> Net:
+        """The job's trained model, loaded once and kept while it is among the recently used."""
+        info = json.loads(self.ctx.store.r.hget(self.ctx.store.key(job_id), "model") or "null")
+        if info is None:
+            raise ValueError("the job has no trained model")
+        key = (job_id, info["sha256"])
+        if key not in self.models:
+            saved = torch.load(io.BytesIO(self.ctx.artifacts.get(job_id, info["file"])), map_location="cpu",
+                               weights_only=True)
+            net = Net(analyze(saved["network"]))
+            net.load_state_dict(saved["state_dict"])
+            self.models[key] = net.eval()
+            while len(self.models) > CACHED_MODELS:
+                self.models.popitem(last=False)
+        self.models.move_to_end(key)
+        return self.models[key]
+
+    @torch.no_grad()
+    def handle(self, request: dict) -> dict:
+        net = self.model(request["job"])
+        first = net.spec[0]
+        depth, size = first["out_depth"], 28 if first["out_depth"] == 1 else 32
+        cfg = self.ctx.config
+        if request["kind"] == "image":
+            image = imaging.decode(base64.b64decode(request["payload"]), max_bytes=cfg.max_upload_bytes,
+                                   max_pixels=cfg.max_upload_pixels)
+            pixels = imaging.fit_like_mnist(image, depth, size)
+        else:
+            pixels = imaging.from_pixels(request["payload"], depth, size)
+        x = torch.from_numpy(pixels)[None]
+        x = center_crop(x, first["out_sy"], first["out_sx"])
+        probabilities = torch.softmax(net(to_input(x)), 1)[0].tolist()
+        order = sorted(range(len(probabilities)), key=lambda i: -probabilities[i])[:3]
+        return {"probabilities": probabilities,
+                "top": [{"class": i, "probability": probabilities[i]} for i in order]}
