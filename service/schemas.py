@@ -128,7 +128,7 @@ class DataSchema(Base):
     validation_fraction = Number(load_default=0.1, validate=_range("validation_fraction", 0, 0.5))
     augment = fields.Nested(AugmentSchema, load_default=lambda: AugmentSchema().load({}))
     val_interval = StrictInt(load_default=5000, validate=_range("val_interval", 1))
-    val_examples = StrictInt(load_default=1000, validate=_range("val_examples", 1))
+    val_examples = StrictInt(load_default=500, validate=_range("val_examples", 1))
     test_crops = StrictInt(load_default=0, validate=_range("test_crops", 0, 64))
 
 

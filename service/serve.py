@@ -14,16 +14,20 @@ from service.celery_app import make_celery
 from service.config import Config
 from service.embedded import EmbeddedRedis
 from service.jobs import JobStore
+from service.logs import configure
 from service.reaper import Reaper
 
 log = logging.getLogger("convtrain.serve")
 
 
-def gunicorn_args(host: str, port: int, processes: int = 2, threads: int = 16) -> list[str]:
-    # gthread workers: many slow pollers never starve the API of threads.
-    return [sys.executable, "-m", "gunicorn", "-b", f"{host}:{port}", "-w", str(processes), "-k", "gthread",
-            "--threads", str(threads), "--graceful-timeout", "5", "--log-level", "warning",
-            "service.api:create_app()"]
+def gunicorn_args(host: str, port: int, processes: int = 2, threads: int = 16,
+                  worker_class: str = "gevent") -> list[str]:
+    """The API under gunicorn. gevent workers serve each request as a greenlet, so hundreds of open
+    event streams cost no threads; `threads` applies to the gthread class only."""
+    concurrency = ["--worker-connections", "1000"] if worker_class == "gevent" else ["--threads", str(threads)]
+    return [sys.executable, "-m", "gunicorn", "-b", f"{host}:{port}", "-w", str(processes), "-k", worker_class,
+            *concurrency, "--graceful-timeout", "5", "--log-level", "warning",
+            "--logger-class", "service.logs.GunicornLogger", "service.api:create_app()"]
 
 
 def exec_api(config: Config, *, host: str, port: int, processes: int) -> int:
@@ -41,7 +45,7 @@ def _spawn(args: list[str], env: dict) -> subprocess.Popen:
 
 def run(config: Config, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> int:
     """Run until Ctrl-C or SIGTERM, then stop everything cleanly (workers checkpoint and requeue)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure("INFO")
     config.home.mkdir(parents=True, exist_ok=True)
     embedded = None
     url = config.redis_url

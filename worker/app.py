@@ -11,6 +11,7 @@ import torch
 from celery.exceptions import Reject
 from celery.signals import worker_shutting_down
 
+from service import logs
 from service.celery_app import QUEUES, TRAIN_TASK, make_celery
 from service.config import Config
 from service.jobs import JobStore
@@ -51,7 +52,9 @@ class Liveness(threading.Thread):
     def run(self) -> None:
         while True:
             try:
-                self.ctx.store.worker_alive(self.ctx.name, self.every * 3, {"device": self.ctx.device})
+                rate = round(sum(self.ctx.rates.values()), 1)
+                self.ctx.store.worker_alive(self.ctx.name, self.every * 3,
+                                            {"device": self.ctx.device, "examples_per_second": rate})
             except Exception as exc:
                 log.warning("liveness update failed: %s", exc)
             if self.stopped.wait(self.every):
@@ -73,6 +76,8 @@ def main(config: Config, redis_url: str, *, queues: str | None = None, device: s
     else:
         default_queues = ",".join(QUEUES)
     app, ctx = build(config, redis_url, device=device, name=name)
+    logs.configure(loglevel, worker=ctx.name)  # before worker_main, so Celery adds no handler of its own
+    logs.tag_celery_tasks((TRAIN_TASK,))  # every line of a train task, Celery's own included, carries its job id
 
     def draining(**_):
         ctx.draining.set()

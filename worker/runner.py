@@ -14,6 +14,7 @@ import torch
 from service.config import Config
 from service.datasets import DatasetError
 from service.jobs import JobStore
+from service.logs import job_context
 from service.netspec import analyze
 from service.storage import Artifacts, sha256
 from worker.trainer import Diverged, Hooks, Interrupted, Training, load_state, save_state
@@ -58,6 +59,7 @@ class WorkerContext:
     name: str
     device: str = "auto"
     draining: threading.Event = field(default_factory=threading.Event)
+    rates: dict = field(default_factory=dict)  # examples/s of each job training here, for /metrics
 
 
 class Heartbeat(threading.Thread):
@@ -70,6 +72,10 @@ class Heartbeat(threading.Thread):
         self.lost = threading.Event()
 
     def run(self) -> None:
+        with job_context(self.job_id):  # threads do not inherit the job's log context
+            self._beat()
+
+    def _beat(self) -> None:
         while not self.stop.wait(self.ctx.config.heartbeat_seconds):
             try:
                 if not self.ctx.store.heartbeat(self.job_id, self.token, self.ctx.config.lease_seconds):
@@ -93,6 +99,7 @@ def run_job(ctx: WorkerContext, job_id: str) -> str:
         return _train(ctx, job_id, token, start.attempt, beat)
     finally:
         beat.stop.set()
+        ctx.rates.pop(job_id, None)
 
 
 def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Heartbeat) -> str:
@@ -148,6 +155,7 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, trainin
         return last_flags["flags"]
 
     def on_metrics(point: dict) -> None:
+        ctx.rates[job_id] = point.get("examples_per_second") or 0.0
         quietly(store.add_point, job_id, token, point, metrics=point, examples_seen=point["examples"])
 
     def on_event(event: dict) -> None:

@@ -22,7 +22,8 @@ from worker.model import Net
 from worker.optim import ConvNetJSOptimizer
 
 CHECKPOINT_VERSION = 1
-EVAL_BATCH = 1000
+# Evaluation batch: on a CPU, 1,000 images overflow the cache and run 1.75x slower per image than 256.
+EVAL_BATCH = {"cpu": 256, "cuda": 1000}
 SOFTMAX_MAX_LOSS = 745.0  # -log of the smallest float64: beyond it ConvNetJS's loss is infinite
 
 
@@ -284,8 +285,9 @@ class Training:
         self.model.eval()
         out = []
         try:
-            for start in range(0, len(images), EVAL_BATCH):
-                batch = images[start:start + EVAL_BATCH].to(self.device)
+            step = EVAL_BATCH.get(self.device.type, 256)
+            for start in range(0, len(images), step):
+                batch = images[start:start + step].to(self.device)
                 if crops and tuple(batch.shape[-2:]) != self.input_size:
                     views = [data.random_crop(batch, *self.input_size, self.eval_generator) for _ in range(crops)]
                 else:

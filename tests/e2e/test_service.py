@@ -111,7 +111,7 @@ def test_a_queued_job_that_is_cancelled_never_starts(own_service):
     time.sleep(2)
     job = client.get(f"/v1/jobs/{job['id']}").get_json()
     assert job["status"] == "cancelled" and job["started_at"] is None and job["attempts"] == 0
-    assert client.get(f"/v1/jobs/{job['id']}/metrics").get_json()["points"] == []
+    assert [p["event"] for p in client.get(f"/v1/jobs/{job['id']}/metrics").get_json()["points"]] == ["cancelled"]
 
 
 def test_a_running_job_cannot_be_deleted_and_its_model_is_not_ready(client):
