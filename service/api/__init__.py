@@ -25,8 +25,8 @@ class Services:
 
 def create_app(config: Config | None = None, redis_url: str | None = None) -> Flask:
     """Build the API for `config`; `redis_url` overrides config.redis_url (the embedded server's URL)."""
-    from service.api import (dashboard, docs, errors, events, health, jobs, layers, networks, observability,
-                             predict)
+    from service.api import (dashboard, docs, errors, events, health, jobs, layers, models, networks,
+                             observability, predict)
 
     config = config or Config.from_env()
     url = redis_url or config.redis_url
@@ -38,7 +38,7 @@ def create_app(config: Config | None = None, redis_url: str | None = None) -> Fl
     app.extensions["convtrain"] = Services(config, JobStore.from_url(url), make_celery(config, url),
                                            Artifacts(config.artifacts_url))
     errors.register(app)
-    for module in (jobs, events, layers, predict, networks, health, docs, dashboard, observability):
+    for module in (jobs, events, layers, predict, models, networks, health, docs, dashboard, observability):
         app.register_blueprint(module.bp)
     observability.init_app(app)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -15,11 +15,9 @@ from service.celery_app import TRAIN_TASK, queue_for
 from service.jobs import STATUSES, TERMINAL, JobNotFound, new_id
 from service.schemas import load_job_request, load_trainer_patch
 from service.series import downsample
-from service.storage import sha256
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 _ID = re.compile(r"^[0-9a-f]{8,40}$")
-MODEL_FILE = "model.pt"
 
 
 def _services():
@@ -178,23 +176,3 @@ def delete(job_id: str):
     s.artifacts.delete_job(job_id)
     s.store.delete(job_id)
     return Response(status=204)
-
-
-@bp.get("/<job_id>/model")
-def model(job_id: str):
-    job = _job(job_id)
-    fmt = request.args.get("format", "pt")
-    if fmt != "pt":
-        raise Problem(400, "Bad Request", f"unknown model format {fmt!r}; available: pt",
-                      errors=[{"path": "query.format", "message": "available formats: pt"}])
-    if job["status"] != "succeeded":
-        raise Problem(409, "Conflict", f"the job is {job['status']}; its model is available once it has succeeded")
-    try:
-        data = _services().artifacts.get(job_id, (job.get("model") or {}).get("file", MODEL_FILE))
-    except FileNotFoundError:
-        raise Problem(404, "Not Found", "the model file is missing from the artifact store") from None
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", job["name"] or "model").strip("-") or "model"
-    return Response(data, mimetype="application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="{name}-{job_id}.pt"',
-        "ETag": f'"{sha256(data)}"',
-    })
