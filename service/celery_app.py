@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 from celery import Celery
 
 from service.config import Config
@@ -43,4 +45,7 @@ def make_celery(config: Config, redis_url: str) -> Celery:
         worker_send_task_events=False,
         task_send_sent_event=False,
     )
+    if redis_url.startswith("rediss://") and "ssl_cert_reqs" not in redis_url:
+        # TLS to Redis: verify the server's certificate unless the URL says otherwise.
+        app.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     return app

@@ -28,7 +28,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, help="torch threads (default: CONVTRAIN_TORCH_THREADS or all cores)")
     c.add_argument("--json-out", help="write the result summary as JSON to this file")
 
+    c = sub.add_parser("token", help="manage API tokens (stored as SHA-256 hashes in CONVTRAIN_TOKENS_FILE)")
+    tokens = c.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    t = tokens.add_parser("create", help="print a new token for NAME once and store its hash")
+    t.add_argument("name")
+    t.add_argument("--admin", action="store_true", help="an admin sees and controls every job")
+    t.add_argument("--file", help="the tokens file (default CONVTRAIN_TOKENS_FILE, else <home>/tokens.json)")
+
     c = sub.add_parser("serve", help="run Redis (embedded unless CONVTRAIN_REDIS_URL), workers and the API")
+    c.add_argument("--insecure", action="store_true", help="allow a non-loopback address without tokens")
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, default=8000)
     c.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -59,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("id")
         if name == "download":
             c.add_argument("-o", "--output", help="file to write (default <name>-<id>.pt)")
+    c = sub.add_parser("sweep", help="submit a sweep of variants; with --wait, follow it and save its report")
+    c.add_argument("file", help="a sweep request (JSON): base, variants and/or grid, repeats")
+    c.add_argument("--wait", action="store_true", help="follow it, print the table, save FILE's stem .md/.csv/.png")
+    c.add_argument("--out", help="folder for the report files (default: FILE's folder)")
+    c.add_argument("--url", default=os.environ.get("CONVTRAIN_URL", DEFAULT_URL), help="the service's base URL")
     return p
 
 
@@ -73,10 +86,18 @@ def main(argv: list[str] | None = None) -> int:
         from worker.train_cmd import run
 
         return run(args, config)
+    if args.command == "token":
+        from service.auth import create
+
+        path = args.file or config.tokens_file or config.home / "tokens.json"
+        print(create(path, args.name, admin=args.admin))
+        print(f"stored its hash in {path}; this token is shown only now"
+              + ("" if config.tokens_file else f" (set CONVTRAIN_TOKENS_FILE={path} to use it)"), file=sys.stderr)
+        return 0
     if args.command == "serve":
         from service.serve import run
 
-        return run(config, host=args.host, port=args.port, workers=args.workers)
+        return run(config, host=args.host, port=args.port, workers=args.workers, insecure=args.insecure)
     if args.command == "api":
         from service.serve import exec_api
 
@@ -90,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         worker_main(config, config.redis_url, queues=args.queues, device=args.device,
                     concurrency=args.concurrency, name=args.name)
         return 0
+    if args.command == "sweep":
+        from service.sweep_cmd import run as sweep_run
+
+        return sweep_run(args)
     from service import client_cmd
 
     return client_cmd.run(args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -39,9 +40,12 @@ class ClientError(Exception):
 class Client:
     """A thin wrapper over the service's HTTP API that turns failures into ClientError."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, token: str | None = None):
         self.base = url.rstrip("/")
         self.session = requests.Session()
+        token = token or os.environ.get("CONVTRAIN_TOKEN")
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         url = self.base + path

@@ -28,6 +28,12 @@ class Config:
     max_epochs: int = 1_000
     max_seconds: int = 24 * 3600
     max_batch_size: int = 4096
+    # Security: without a tokens file the service has one local user (only for 127.0.0.1).
+    tokens_file: Path | None = None
+    quota_active_jobs: int = 20
+    quota_examples_per_job: int = 2_000_000
+    quota_params_per_network: int = 5_000_000
+    quota_submits_per_minute: int = 120
     torch_threads: int = 1
     # Reliability: a worker renews its lease every `heartbeat_seconds`; a lease
     # unrenewed for `lease_seconds` is dead and the reaper requeues its job.
@@ -73,7 +79,7 @@ class Config:
         if limit_values:
             values["limits"] = Limits(**limit_values)
         values.update(overrides)
-        for key in ("home", "data_dir"):
+        for key in ("home", "data_dir", "tokens_file"):
             if values.get(key) is not None:
                 values[key] = Path(values[key]).expanduser()
         return cls(**values)

@@ -43,8 +43,17 @@ def _spawn(args: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL)
 
 
-def run(config: Config, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> int:
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def run(config: Config, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+        insecure: bool = False) -> int:
     """Run until Ctrl-C or SIGTERM, then stop everything cleanly (workers checkpoint and requeue)."""
+    if not config.tokens_file and host not in LOOPBACK and not insecure:
+        print(f"convtrain serve: refusing to listen on {host} without tokens: anyone who reaches it could train, "
+              "read and delete jobs. Create one with `convtrain token create NAME` and set CONVTRAIN_TOKENS_FILE, "
+              "or pass --insecure.", file=sys.stderr)
+        return 2
     configure("INFO")
     config.home.mkdir(parents=True, exist_ok=True)
     embedded = None
@@ -68,6 +77,11 @@ def run(config: Config, *, host: str = "127.0.0.1", port: int = 8000, workers: i
     reaper.start()
     worker_procs = [_spawn(worker_args(i), env) for i in range(workers)]
     api = _spawn(gunicorn_args(host, port), env)
+    if config.tokens_file:
+        print(f"tokens required (from {config.tokens_file})", flush=True)
+    else:
+        print("no tokens file: one local user, no token needed"
+              + ("; WARNING: --insecure on a non-loopback address" if host not in LOOPBACK else ""), flush=True)
     print(f"convtrain serving on http://{host}:{port}  (Redis: {'embedded, ' + str(config.home / 'redis') if embedded else url}; "
           f"data: {config.data_path}; {workers} worker(s)). Ctrl-C stops.", flush=True)
     code = 0

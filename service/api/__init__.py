@@ -25,8 +25,21 @@ class Services:
 
 def create_app(config: Config | None = None, redis_url: str | None = None) -> Flask:
     """Build the API for `config`; `redis_url` overrides config.redis_url (the embedded server's URL)."""
-    from service.api import (dashboard, docs, errors, events, health, jobs, layers, models, networks,
-                             observability, predict)
+    from service.api import (
+        dashboard,
+        docs,
+        errors,
+        events,
+        health,
+        jobs,
+        layers,
+        models,
+        networks,
+        observability,
+        predict,
+        security,
+        sweeps,
+    )
 
     config = config or Config.from_env()
     url = redis_url or config.redis_url
@@ -38,8 +51,10 @@ def create_app(config: Config | None = None, redis_url: str | None = None) -> Fl
     app.extensions["convtrain"] = Services(config, JobStore.from_url(url), make_celery(config, url),
                                            Artifacts(config.artifacts_url))
     errors.register(app)
-    for module in (jobs, events, layers, predict, models, networks, health, docs, dashboard, observability):
+    for module in (jobs, events, layers, predict, models, networks, health, docs, dashboard, observability,
+                   security, sweeps):
         app.register_blueprint(module.bp)
+    security.init_app(app)
     observability.init_app(app)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app

@@ -8,6 +8,8 @@ from importlib import resources
 import yaml
 from flask import Blueprint, Response, send_file
 
+from service.api.errors import Problem
+
 bp = Blueprint("docs", __name__)
 
 
@@ -34,3 +36,14 @@ def openapi_json():
 @bp.get("/docs")
 def docs():
     return send_file(resources.files("service").joinpath("static/docs.html"), mimetype="text/html")
+
+
+# Fixed names only: nothing from the URL becomes a path.
+ASSETS = {"docs.js": "text/javascript", "docs.css": "text/css"}
+
+
+@bp.get("/docs/<asset>")
+def docs_asset(asset: str):
+    if asset not in ASSETS:
+        raise Problem(404, "Not Found", f"no asset {asset!r}")
+    return send_file(resources.files("service").joinpath(f"static/{asset}"), mimetype=ASSETS[asset])

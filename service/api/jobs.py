@@ -9,8 +9,11 @@ import re
 
 from flask import Blueprint, Response, current_app, request, url_for
 
+from service import initial_weights
+from service import quotas
 from service.api.body import json_body
 from service.api.errors import Problem
+from service.api.security import owns, principal
 from service.celery_app import TRAIN_TASK, queue_for
 from service.jobs import STATUSES, TERMINAL, JobNotFound, new_id
 from service.schemas import load_job_request, load_trainer_patch
@@ -28,9 +31,12 @@ def _job(job_id: str) -> dict:
     if not _ID.match(job_id):
         raise Problem(404, "Not Found", f"no job {job_id!r}")
     try:
-        return _services().store.get(job_id)
+        job = _services().store.get(job_id)
     except JobNotFound:
-        raise Problem(404, "Not Found", f"no job {job_id!r}") from None
+        job = None
+    if job is None or not owns(job["owner"]):  # someone else's job does not exist, for you
+        raise Problem(404, "Not Found", f"no job {job_id!r}")
+    return job
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
@@ -56,6 +62,14 @@ def publish(job: dict) -> None:
     s.celery.send_task(TRAIN_TASK, args=[job["id"]], queue=queue_for(job["device"]))
 
 
+def _visible_job(job_id: str) -> dict | None:
+    """The job, or None where it does not exist for this caller (init {"job": ID})."""
+    try:
+        return _job(job_id)
+    except Problem:
+        return None
+
+
 @bp.post("")
 def submit():
     s = _services()
@@ -63,7 +77,15 @@ def submit():
     key = request.headers.get("Idempotency-Key")
     if key is not None and not re.fullmatch(r"[\x21-\x7e]{1,200}", key):
         raise Problem(400, "Bad Request", "Idempotency-Key must be 1 to 200 visible ASCII characters")
-    job_request, network = load_job_request(body, s.config)
+    # init {"job": ID} (service/initial_weights.py): the job must be one this caller can see.
+    job_request, network = initial_weights.load_request(body, s.config, _visible_job, load_job_request)
+    who = principal()
+    if not who.admin:
+        try:
+            quotas.check(s.store.r, who.name, quotas.limits(s.config, who.quotas), [(job_request, network.params)])
+        except quotas.OverQuota as over:
+            raise Problem(429, "Too Many Requests", over.message, headers={"Retry-After": str(over.retry_after)},
+                          limit=over.limit) from None
     job_id = None
     if key:
         job_id = new_id()
@@ -76,7 +98,11 @@ def submit():
             if s.store.exists(old_id):
                 job = s.store.get(old_id)
                 return job, 200, {"Location": url_for("jobs.read", job_id=old_id)}
-    job = s.store.create(job_request, network.as_dict(), queue=queue_for(job_request["device"]), job_id=job_id)
+    job_id = job_id or new_id()
+    initial_weights.store_snapshot(job_request, s.artifacts, job_id)  # a snapshot in init: kept as an artifact
+    job = s.store.create(job_request, network.as_dict(), queue=queue_for(job_request["device"]), job_id=job_id,
+                         owner=who.name)
+    quotas.track(s.store.r, who.name, job["id"])
     publish(job)
     return job, 202, {"Location": url_for("jobs.read", job_id=job["id"])}
 
@@ -97,7 +123,9 @@ def listing():
     except ValueError:
         raise Problem(400, "Bad Request", "cursor is not one that this API returned",
                       errors=[{"path": "query.cursor", "message": "invalid cursor"}]) from None
-    jobs, next_cursor = s.store.list(status=status, cursor=cursor_value, limit=limit)
+    who = principal()
+    jobs, next_cursor = s.store.list(status=status, owner=None if who.admin else who.name, cursor=cursor_value,
+                                     limit=limit)
     for job in jobs:
         job.pop("request", None)
         job.pop("network", None)

@@ -37,7 +37,7 @@ def test_examples_load_with_defaults(name):
                                   "beta1": 0.9, "beta2": 0.999}
     assert request["budget"] == {"examples": 30000}
     assert request["data"] == {"dataset": "mnist", "validation_fraction": 0.1, "augment": {"crop": True, "flip": False},
-                               "val_interval": 5000, "val_examples": 1000, "test_crops": 0}
+                               "val_interval": 5000, "val_examples": 500, "test_crops": 0}
     assert isinstance(request["seed"], int) and request["device"] == "auto"
     assert "convnetjs" not in request
     assert network.output["type"] == "softmax" and network.input["out_sx"] == 24

@@ -1,0 +1,269 @@
+"""Attacks and their answers: tokens, tenants, quotas, hostile input, headers; with real Redis and a real worker."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import time
+
+import pytest
+
+from service import auth
+from service.api import create_app
+from service.jobs import JobStore
+from tests.conftest import example, wait_status
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def secured(own_service, tmp_path):
+    """A service that requires tokens: alice and bob (users, bob with small quotas) and root (admin)."""
+    path = tmp_path / "tokens.json"
+    tokens = {"alice": auth.create(path, "alice"), "bob": auth.create(path, "bob"),
+              "root": auth.create(path, "root", admin=True)}
+    data = json.loads(path.read_text())
+    for entry in data["tokens"]:
+        if entry["principal"] == "bob":
+            entry["quotas"] = {"active_jobs": 2, "submits_per_minute": 4, "examples_per_job": 50_000,
+                               "params_per_network": 100_000}
+    path.write_text(json.dumps(data))
+    own_service.env["CONVTRAIN_TOKENS_FILE"] = str(path)
+    app = create_app(own_service.config, own_service.url)
+    return own_service, app.test_client(), tokens
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def small(examples: int = 300, **changes) -> dict:
+    return example("net1-default.json", budget={"examples": examples}, **changes)
+
+
+JOB_ENDPOINTS = [  # (method, path suffix, body)
+    ("get", "", None), ("get", "/metrics", None), ("get", "/metrics?points=5", None), ("get", "/events", None),
+    ("get", "/layers", None), ("get", "/layers/1/filters.png", None), ("get", "/predictions", None),
+    ("post", "/predict", [0] * 784), ("post", "/cancel", None), ("post", "/pause", None), ("post", "/resume", None),
+    ("patch", "/trainer", {"learning_rate": 0.1}), ("delete", "", None), ("get", "/model", None),
+]
+
+
+def call(client, method, path, body=None, headers=None):
+    kwargs = {"headers": headers or {}}
+    if body is not None:
+        kwargs["json"] = body
+    return getattr(client, method)(path, **kwargs)
+
+
+def test_no_token_and_a_wrong_token_are_401_with_www_authenticate(secured):
+    _, client, tokens = secured
+    job_id = client.post("/v1/jobs", json=small(), headers=bearer(tokens["alice"])).get_json()["id"]
+    for headers, error in (({}, None), (bearer("ct_wrong"), "invalid_token"), ({"Authorization": "Basic abc"}, None)):
+        for method, suffix, body in [("post", "", small()), ("get", "", None)] + [
+                (m, f"/{job_id}{s}", b) for m, s, b in JOB_ENDPOINTS]:
+            response = call(client, method, f"/v1/jobs{suffix}", body, headers)
+            assert response.status_code == 401, (method, suffix, headers)
+            challenge = response.headers["WWW-Authenticate"]
+            assert challenge.startswith("Bearer") and (error is None or error in challenge)
+            assert response.mimetype == "application/problem+json"
+    for public in ("/healthz", "/openapi.yaml", "/docs", "/"):
+        assert client.get(public).status_code == 200, public
+    assert client.get("/readyz").status_code == 503  # no worker, but no token needed to ask
+
+
+def test_another_tenants_job_does_not_exist_for_you(secured):
+    svc, client, tokens = secured
+    svc.start_worker("w")
+    job = client.post("/v1/jobs", json=small(1500), headers=bearer(tokens["alice"])).get_json()
+    wait_status_as(client, job["id"], tokens["alice"], ("succeeded",))
+    for method, suffix, body in JOB_ENDPOINTS:
+        response = call(client, method, f"/v1/jobs/{job['id']}{suffix}", body, bearer(tokens["bob"]))
+        assert response.status_code == 404, (method, suffix, response.status_code)
+    assert client.get("/v1/jobs", headers=bearer(tokens["bob"])).get_json()["jobs"] == []
+    mine = client.get("/v1/jobs", headers=bearer(tokens["alice"])).get_json()["jobs"]
+    assert [j["id"] for j in mine] == [job["id"]] and mine[0]["owner"] == "alice"
+    # Alice's own view works on every endpoint (no 401/404), and the model downloads.
+    assert client.get(f"/v1/jobs/{job['id']}/model", headers=bearer(tokens["alice"])).status_code == 200
+    assert client.get(f"/v1/jobs/{job['id']}/layers", headers=bearer(tokens["alice"])).status_code == 200
+
+
+def wait_status_as(client, job_id, token, statuses, timeout=120):
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}", headers=bearer(token)).get_json()
+        if job["status"] in statuses or time.monotonic() > deadline:
+            return job
+        time.sleep(0.05)
+
+
+def test_an_admin_sees_and_controls_every_job(secured):
+    _, client, tokens = secured
+    alice = client.post("/v1/jobs", json=small(), headers=bearer(tokens["alice"])).get_json()
+    bob = client.post("/v1/jobs", json=small(), headers=bearer(tokens["bob"])).get_json()
+    listed = {j["id"] for j in client.get("/v1/jobs", headers=bearer(tokens["root"])).get_json()["jobs"]}
+    assert {alice["id"], bob["id"]} <= listed
+    assert client.get(f"/v1/jobs/{bob['id']}", headers=bearer(tokens["root"])).get_json()["owner"] == "bob"
+    assert client.post(f"/v1/jobs/{alice['id']}/cancel", headers=bearer(tokens["root"])).status_code == 202
+    assert client.get("/v1/whoami", headers=bearer(tokens["root"])).get_json() == {
+        "principal": "root", "role": "admin", "tokens_required": True}
+
+
+@pytest.mark.parametrize(("body", "limit"), [
+    (small(60_000), "examples_per_job"),
+    (small(100, network={"layers": [{"type": "input", "out_sx": 24, "out_sy": 24, "out_depth": 1},
+                                     {"type": "fc", "num_neurons": 300}, {"type": "softmax", "num_classes": 10}]}),
+     "params_per_network"),
+])
+def test_a_job_over_a_size_quota_is_429(secured, body, limit):
+    _, client, tokens = secured
+    response = client.post("/v1/jobs", json=body, headers=bearer(tokens["bob"]))
+    assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+    assert response.get_json()["limit"] == limit and response.mimetype == "application/problem+json"
+    assert client.post("/v1/jobs", json=body, headers=bearer(tokens["alice"])).status_code == 202  # alice's defaults
+
+
+def test_active_jobs_and_submit_rate_quotas(secured):
+    _, client, tokens = secured
+    ids = [client.post("/v1/jobs", json=small(), headers=bearer(tokens["bob"])).get_json()["id"] for _ in range(2)]
+    third = client.post("/v1/jobs", json=small(), headers=bearer(tokens["bob"]))
+    assert third.status_code == 429 and third.get_json()["limit"] == "active_jobs"
+    for job_id in ids:  # cancelling frees the quota
+        client.post(f"/v1/jobs/{job_id}/cancel", headers=bearer(tokens["bob"]))
+    fourth = client.post("/v1/jobs", json=small(), headers=bearer(tokens["bob"]))
+    assert fourth.status_code == 202
+    client.post(f"/v1/jobs/{fourth.get_json()['id']}/cancel", headers=bearer(tokens["bob"]))
+    fifth = client.post("/v1/jobs", json=small(), headers=bearer(tokens["bob"]))  # the 4th accepted this minute
+    assert fifth.status_code == 202
+    client.post(f"/v1/jobs/{fifth.get_json()['id']}/cancel", headers=bearer(tokens["bob"]))
+    sixth = client.post("/v1/jobs", json=small(), headers=bearer(tokens["bob"]))
+    assert sixth.status_code == 429 and sixth.get_json()["limit"] == "submits_per_minute"
+    assert 0 < int(sixth.headers["Retry-After"]) <= 60
+
+
+def test_oversized_and_deeply_nested_bodies(secured):
+    _, client, tokens = secured
+    big = client.post("/v1/jobs", data="[" + " " * (2 << 20) + "]", content_type="application/json",
+                      headers=bearer(tokens["alice"]))
+    assert big.status_code == 413
+    deep = client.post("/v1/jobs", data="{\"a\":" * 100 + "1" + "}" * 100, content_type="application/json",
+                       headers=bearer(tokens["alice"]))
+    assert deep.status_code == 400 and "nested" in deep.get_json()["detail"]
+
+
+@pytest.mark.parametrize("body", [
+    small(name="../../../../etc/passwd"),
+    small(data={"dataset": "../../../../etc"}),
+    small(network={"layers": [{"type": "__import__('os').system('touch /tmp/pwned')"}]}),
+    small(network={"layers": [{"type": "input", "out_sx": 24, "out_sy": 24, "out_depth": 1, "__class__": "os"},
+                              {"type": "softmax", "num_classes": 10}]}),
+    {"convnetjs": "require('child_process').execSync('touch /tmp/pwned'); layer_defs.push({type:'input'});",
+     "budget": {"examples": 10}},
+    {"convnetjs": "layer_defs.push({type: (function(){ return 'input' })()});", "budget": {"examples": 10}},
+])
+def test_strings_that_look_like_paths_or_code_stay_strings(secured, tmp_path, body):
+    _, client, tokens = secured
+    before = set(tmp_path.rglob("*"))
+    response = client.post("/v1/jobs", json=body, headers=bearer(tokens["alice"]))
+    assert response.status_code in (202, 422)
+    if response.status_code == 202:  # a name is only a label
+        job = response.get_json()
+        assert job["name"] == body["name"]
+        client.post(f"/v1/jobs/{job['id']}/cancel", headers=bearer(tokens["alice"]))
+    created = {p for p in set(tmp_path.rglob("*")) - before if "redis" not in p.parts}
+    assert all("home" in p.parts for p in created)  # nothing written outside the service's own folders
+    import os
+    assert not os.path.exists("/tmp/pwned")
+
+
+def test_a_pickle_where_weights_belong_is_refused_without_running(secured, tmp_path):
+    from worker.trainer import load_state
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    payload = pickle.dumps(Exploit())
+    with pytest.raises(Exception):
+        load_state(payload)
+    buffer = io.BytesIO()
+    import torch
+    torch.save({"state_dict": Exploit()}, buffer)
+    with pytest.raises(Exception):
+        load_state(buffer.getvalue())
+    assert not marker.exists()
+
+    # The same through the service: a succeeded job whose model file was replaced by a pickle.
+    svc, client, tokens = secured
+    svc.start_worker("w")
+    job = client.post("/v1/jobs", json=small(600), headers=bearer(tokens["alice"])).get_json()
+    wait_status_as(client, job["id"], tokens["alice"], ("succeeded",))
+    svc.config.home.joinpath("artifacts", job["id"], "model.pt").write_bytes(buffer.getvalue())
+    JobStore.from_url(svc.url).r.hset(f"convtrain:job:{job['id']}", "model",
+                                       json.dumps({"file": "model.pt", "format": "pt", "sha256": "forged"}))
+    answer = client.post(f"/v1/jobs/{job['id']}/predict", json=[0] * 784, headers=bearer(tokens["alice"]))
+    assert answer.status_code == 500 and answer.mimetype == "application/problem+json"
+    assert not marker.exists()
+
+
+def test_security_headers_on_api_and_dashboard(secured):
+    _, client, tokens = secured
+    for response in (client.get("/"), client.get("/docs"), client.get("/healthz"),
+                     client.get("/v1/jobs", headers=bearer(tokens["alice"])), client.get("/v1/jobs")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        csp = response.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_the_dashboard_session_cookie(secured):
+    _, client, tokens = secured
+    assert client.post("/v1/session", json={"token": "ct_nope"}).status_code == 401
+    response = client.post("/v1/session", json={"token": tokens["alice"]})
+    assert response.status_code == 204
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert client.get("/v1/whoami").get_json()["principal"] == "alice"  # the test client keeps the cookie
+    assert client.delete("/v1/session").status_code == 204
+    assert client.get("/v1/whoami").status_code == 401
+
+
+def test_serve_refuses_a_public_address_without_tokens(tmp_path, capsys):
+    from service.config import Config
+    from service.serve import run
+
+    assert run(Config(home=tmp_path), host="0.0.0.0", port=1) == 2
+    assert "refusing" in capsys.readouterr().err
+    assert not (tmp_path / "redis").exists()  # it started nothing
+
+
+def test_a_password_protected_redis_works_end_to_end(tmp_path):
+    from service.embedded import EmbeddedRedis
+    from tests.conftest import Service
+
+    secret = EmbeddedRedis(tmp_path / "redis", password="s3cret-pw")
+    secret.start()
+    try:
+        svc = Service(tmp_path, secret.url)
+        svc.start_worker("pw-worker")
+        client = create_app(svc.config, svc.url).test_client()
+        job = client.post("/v1/jobs", json=small(300)).get_json()
+        assert wait_status(client, job["id"], ("succeeded", "failed"))["status"] == "succeeded"
+        anonymous = create_app(svc.config, secret.url.replace(":s3cret-pw@", "")).test_client()
+        assert anonymous.get("/v1/jobs").status_code == 503  # NOAUTH is an unreachable store, not a 500
+        svc.stop_workers()
+    finally:
+        secret.stop()
+
+
+def test_tls_urls_configure_tls():
+    from service.celery_app import make_celery
+    from service.config import Config
+
+    app = make_celery(Config(), "rediss://:pw@redis.example:6380/0")
+    assert app.conf.broker_use_ssl["ssl_cert_reqs"] is not None
+    store = JobStore.from_url("rediss://:pw@redis.example:6380/0")
+    assert store.r.connection_pool.connection_class.__name__ == "SSLConnection"
