@@ -13,7 +13,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from service import datasets, jsparse, netspec
+from service import datasets, initial_weights, jsparse, netspec
 from service.config import Config
 from service.netspec import InvalidSpec, SpecError
 
@@ -127,15 +127,21 @@ class DataSchema(Base):
     dataset = fields.String(load_default="mnist", validate=_one_of("dataset", tuple(datasets.DATASETS)))
     validation_fraction = Number(load_default=0.1, validate=_range("validation_fraction", 0, 0.5))
     augment = fields.Nested(AugmentSchema, load_default=lambda: AugmentSchema().load({}))
-    val_interval = StrictInt(load_default=5000, validate=_range("val_interval", 1))
-    val_examples = StrictInt(load_default=500, validate=_range("val_examples", 1))
+    val_interval = StrictInt(load_default=5000, validate=_range("val_interval", 1, 10**9))
+    val_examples = StrictInt(load_default=500, validate=_range("val_examples", 1, 10**6))
     test_crops = StrictInt(load_default=0, validate=_range("test_crops", 0, 64))
+
+
+def _examples_range(n: int) -> None:
+    """At least 1; 0 (evaluate the given weights) only with init, which load_job_request checks."""
+    if n != 0:
+        _range("examples", 1)(n)
 
 
 class BudgetSchema(Base):
     """How long to train: exactly one of examples seen, epochs or seconds."""
 
-    examples = StrictInt(validate=_range("examples", 1))
+    examples = StrictInt(validate=_examples_range)
     epochs = StrictInt(validate=_range("epochs", 1))
     seconds = Number(validate=_range("seconds", 0, lo_inclusive=False))
 
@@ -154,6 +160,7 @@ class JobRequestSchema(Base):
     seed = StrictInt(load_default=None, allow_none=True, validate=_range("seed", 0, 2**63 - 1))
     name = fields.String(load_default="", validate=validate.Length(max=200, error="name is longer than {max} characters"))
     device = fields.String(load_default="auto", validate=_one_of("device", DEVICES))
+    init = fields.Raw()  # the weights to start from: checked by service/initial_weights.py
 
 
 def _flatten(messages, prefix="") -> list[SpecError]:
@@ -234,6 +241,13 @@ def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
         valid = exc.valid_data if isinstance(exc.valid_data, dict) else {}
         request = {k: v for k, v in valid.items() if k not in exc.messages}
 
+    # --- init (service/initial_weights.py): a snapshot may supply the network ---
+    init_spec = init_network = None
+    init_errors = []
+    if "init" in request:
+        init_errors, init_spec, init_network = initial_weights.parse(request["init"], config)
+        errors += init_errors
+    # --- end init ---
     lines = None
     if "convnetjs" in request:
         if "network" in body or body.get("trainer") is not None:
@@ -249,7 +263,9 @@ def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
                     errors += _friendly(_flatten(exc.messages, "trainer"), {"trainer": paste.trainer}, schema)
             except InvalidSpec as exc:
                 errors += exc.errors
-    elif "network" not in body and "convnetjs" not in body:
+    elif "network" not in body and init_spec is not None:
+        request["network"] = init_spec
+    elif "network" not in body and "convnetjs" not in body and not init_errors:
         errors.append(SpecError("network", "a job needs a network: {\"layers\": [...]}, or demo source under convnetjs"))
 
     network = None
@@ -260,8 +276,12 @@ def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
             errors += _with_lines(exc.errors, lines)
     if network is not None and "data" in request:
         errors += _check_fits_dataset(network, request["data"])
+    if network is not None and init_network is not None:  # init: the snapshot must fit the network
+        errors += initial_weights.snapshot_difference(network, init_network)
     if "budget" in request:
         errors += _check_budget(request["budget"], request.get("trainer"), config)
+        if request["budget"].get("examples") == 0 and "init" not in request:
+            errors.append(SpecError("budget.examples", "examples must be at least 1, got 0"))
     if errors:
         raise InvalidSpec(errors)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.api.errors import Problem
 
@@ -38,6 +39,11 @@ def _reject_constant(name: str):
 def json_body(required: bool = True):
     """The request's JSON body; 415 for another type, 400 for bad JSON, 413 above the size limit."""
     raw = request.get_data(cache=True)  # MAX_CONTENT_LENGTH makes this raise 413 first
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(raw) >= limit:
+        # A chunked body has no length up front: werkzeug stops reading at the limit without an error.
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
     if not raw and not required:
         return None
     mimetype = request.mimetype or ""
@@ -52,6 +58,12 @@ def json_body(required: bool = True):
     if _depth(text) > limit:
         raise Problem(400, "Bad Request", f"the JSON is nested deeper than the limit of {limit} levels")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise Problem(400, "Bad Request", f"the body is not valid JSON: {exc}") from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise Problem(400, "Bad Request", "the body contains an unpaired UTF-16 surrogate (\\ud800-\\udfff), "
+                      "which is not text") from None
+    return value

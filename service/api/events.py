@@ -29,11 +29,13 @@ def kind_of(point: dict) -> str:
 
 
 def _cursor() -> int:
-    raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 15:
-        raise Problem(400, "Bad Request", "Last-Event-ID (or after) must be a sequence number this stream sent",
-                      errors=[{"path": "header.Last-Event-ID", "message": "not a sequence number"}])
-    return int(raw)
+    """Where to start: the Last-Event-ID header, else ?after=, else the beginning; both are checked."""
+    given = {"header.Last-Event-ID": request.headers.get("Last-Event-ID"), "query.after": request.args.get("after")}
+    for path, raw in given.items():
+        if raw is not None and (not raw.isascii() or not raw.isdigit() or len(raw) > 15):
+            raise Problem(400, "Bad Request", "Last-Event-ID and after must be sequence numbers this stream sent",
+                          errors=[{"path": path, "message": "not a sequence number"}])
+    return int(given["header.Last-Event-ID"] or given["query.after"] or 0)
 
 
 @bp.get("/<job_id>/events")
