@@ -29,7 +29,7 @@ def _static(filename: str, mimetype: str):
 
 
 @bp.get("/")
-def page():
+def index():
     return _static("dashboard.html", "text/html")
 
 

@@ -1,0 +1,203 @@
+"""The dashboard at GET /: its files, and headless Chromium training a network through it.
+
+The browser is Debian's `chromium` package driven by Playwright's Python package; Playwright's
+own browser downloads are never used. Without /usr/bin/chromium (or CONVTRAIN_CHROMIUM) the
+browser test is skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import requests
+
+from service.api import create_app
+from service.config import Config
+from service.embedded import free_port
+from tests import openapi_check
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path(os.environ.get("CONVTRAIN_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+OUTPUT = ROOT / "test-output"
+# The strictest policy the page must work under: its own files only, nothing inline, no eval.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+BUDGET = 4000
+
+# Runs in the page before its own script: records every change of the attributes the page sets
+# for tests (chart points, layer snapshot) and every content security policy violation.
+RECORDER = """
+window.__seen = {points: [], snapshots: [], violations: []};
+document.addEventListener("securitypolicyviolation",
+  (e) => window.__seen.violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+new MutationObserver((records) => {
+  for (const r of records) {
+    if (r.target.id === "chart-loss") window.__seen.points.push(Number(r.target.dataset.points));
+    if (r.target.id === "layers") window.__seen.snapshots.push(r.target.dataset.snapshot);
+  }
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-points", "data-snapshot"]});
+"""
+LOSS_PIXELS = """() => {
+  const c = document.querySelector("#chart-loss");
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] > 180 && d[i + 1] < 120 && d[i + 2] < 60) n++;
+  return n;
+}"""
+LAYER_IMAGES_LOADED = """() => {
+  const imgs = [...document.querySelectorAll("#layers img")];
+  return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+}"""
+
+
+class _Page(HTMLParser):
+    """What an HTML page loads and whether anything in it is inline."""
+
+    def __init__(self):
+        super().__init__()
+        self.scripts, self.styles, self.inline = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script":
+            self.scripts.append(attrs.get("src"))
+        if tag == "style":
+            self.inline.append("<style>")
+        if tag == "link" and attrs.get("rel") == "stylesheet":
+            self.styles.append(attrs["href"])
+        self.inline += [f"{tag} {name}=" for name in attrs if name == "style" or name.startswith("on")]
+
+
+def test_the_page_and_its_files_are_served_documented_and_self_contained(tmp_path):
+    app = create_app(Config(home=tmp_path), "redis://127.0.0.1:1/0")  # the page needs no Redis
+    violations = openapi_check.install(app)
+    client = app.test_client()
+    page = client.get("/")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    parsed = _Page()
+    parsed.feed(page.get_data(as_text=True))
+    assert parsed.scripts == ["/dashboard/app.js"] and parsed.styles == ["/dashboard/app.css"]
+    assert parsed.inline == [], "inline script or style breaks a 'self'-only content security policy"
+    for url, mimetype in (("/dashboard/app.js", "text/javascript"), ("/dashboard/app.css", "text/css")):
+        r = client.get(url)
+        assert (r.status_code, r.mimetype, r.headers["Cache-Control"]) == (200, mimetype, "no-cache")
+        text = r.get_data(as_text=True)
+        assert not re.search(r"https?://|\bimport\s*\(|@import", text), f"{url} loads something from elsewhere"
+        assert not re.search(r"\beval\s*\(|new\s+Function\b|\.innerHTML\b|setTimeout\(\s*['\"`]", text), url
+        again = client.get(url, headers={"If-None-Match": r.headers["ETag"]})
+        assert again.status_code == 304
+    assert client.get("/dashboard/dashboard.js").status_code == 404  # fixed names only, never a file path
+    assert client.get("/dashboard/../openapi.yaml").status_code == 404
+    assert violations == []
+
+
+def _gunicorn(service, log: Path) -> tuple[subprocess.Popen, str]:
+    from service.serve import gunicorn_args
+
+    port = free_port()
+    api = subprocess.Popen(gunicorn_args("127.0.0.1", port), env=service.env, cwd=ROOT,
+                           stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(f"{base}/healthz", timeout=2).ok:
+                return api, base
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still importing the app
+            pass
+        if api.poll() is not None or time.monotonic() > deadline:
+            api.kill()
+            raise RuntimeError(f"gunicorn did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
+def test_a_network_trains_in_the_browser(service, tmp_path):
+    """Open /, submit the default network for a few thousand examples, watch it train, classify an image."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set CONVTRAIN_CHROMIUM)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+    OUTPUT.mkdir(exist_ok=True)
+    api, base = _gunicorn(service, tmp_path / "gunicorn.log")
+    started = time.monotonic()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                _drive(browser, base, sync_api.expect)
+            finally:
+                browser.close()
+    finally:
+        api.terminate()
+        api.wait(10)
+    print(f"dashboard test: {time.monotonic() - started:.1f} s in the browser")
+
+
+def _drive(browser, base: str, expect) -> None:
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    page.add_init_script(RECORDER)
+
+    def with_policy(route):  # serve the page under the strict policy, whatever headers the app sends
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": CSP})
+
+    page.route(f"{base}/", with_policy)
+    page.goto(f"{base}/")
+
+    # The editor holds the first network as demo JS and shows its shape table.
+    expect(page.locator("#validation .ok")).to_contain_text("5,994 parameters", timeout=15_000)
+    expect(page.locator("table.shapes tbody tr")).to_have_count(9)
+    page.fill("#job-name", "dashboard-e2e")
+    page.fill("#budget", str(BUDGET))
+    page.click("#submit")
+    page.wait_for_selector('#job[data-status="succeeded"]', timeout=180_000)
+    job_id = page.evaluate("location.hash").removeprefix("#job=")
+    job = requests.get(f"{base}/v1/jobs/{job_id}", timeout=10).json()
+    assert job["name"] == "dashboard-e2e" and job["progress"]["examples_seen"] == BUDGET
+
+    # Loss chart: every metric point arrived, in more than one step, and the line is drawn.
+    points = requests.get(f"{base}/v1/jobs/{job_id}/metrics?limit=10000", timeout=10).json()["points"]
+    metric_points = sum("event" not in point for point in points)
+    expect(page.locator("#chart-loss")).to_have_attribute("data-points", str(metric_points))
+    seen = page.evaluate("window.__seen")
+    assert len({n for n in seen["points"] if n > 0}) >= 2, f"the loss chart never updated live: {seen['points']}"
+    assert page.evaluate(LOSS_PIXELS) > 100, "no loss line on the chart"
+
+    # Layer pictures: the newest snapshot is shown, after at least one earlier one.
+    snapshots = requests.get(f"{base}/v1/jobs/{job_id}/layers", timeout=10).json()["snapshots"]
+    expect(page.locator("#layers")).to_have_attribute("data-snapshot", str(snapshots), timeout=15_000)
+    page.wait_for_function(LAYER_IMAGES_LOADED, timeout=15_000)
+    sources = page.eval_on_selector_all("#layers img", "imgs => imgs.map(i => i.getAttribute('src'))")
+    assert len(sources) >= len(job["network"]["layers"]) * 2
+    assert all(src.endswith(f"snapshot={snapshots}") for src in sources), sources
+    shown = [s for s in dict.fromkeys(seen["snapshots"] + [str(snapshots)]) if s]
+    assert len(shown) >= 2, f"the layer pictures never refreshed: {seen['snapshots']}"
+
+    # Test predictions, and the upload box with one of the test digits.
+    expect(page.locator(".prediction").first).to_be_visible(timeout=15_000)
+    assert page.locator(".prediction").count() >= 10
+    expect(page.locator("#predictions-note")).to_contain_text("test accuracy")
+    first = requests.get(f"{base}/v1/jobs/{job_id}/predictions?limit=1", timeout=10).json()["predictions"][0]
+    png = base64.b64decode(first["image"].split(",", 1)[1])
+    page.set_input_files("#upload", files=[{"name": "digit.png", "mimeType": "image/png", "buffer": png}])
+    expect(page.locator("#upload-result .bar-row")).to_have_count(3, timeout=30_000)
+
+    assert page_errors == []
+    assert page.evaluate("window.__seen.violations") == []
+    shot = OUTPUT / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    shutil.copyfile(shot, ROOT / "docs" / "dashboard.png")
