@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
         else:
             c.add_argument("id")
         if name == "download":
-            c.add_argument("-o", "--output", help="file to write (default <name>-<id>.pt)")
+            c.add_argument("-o", "--output", help="file to write (default <name>-<id> and the format's suffix)")
+            c.add_argument("--format", default="pt", choices=("pt", "safetensors", "torchscript", "onnx", "convnetjs"),
+                           help="pt (default), safetensors, torchscript, onnx or convnetjs (ConvNetJS's net JSON)")
     c = sub.add_parser("sweep", help="submit a sweep of variants; with --wait, follow it and save its report")
     c.add_argument("file", help="a sweep request (JSON): base, variants and/or grid, repeats")
     c.add_argument("--wait", action="store_true", help="follow it, print the table, save FILE's stem .md/.csv/.png")

@@ -328,8 +328,9 @@ def _filename(response: requests.Response) -> str | None:
 
 def download(client: Client, args) -> int:
     job_id = args.id
-    response = client.request("GET", f"/v1/jobs/{quote(job_id, safe='')}/model", stream=True)
-    path = Path(args.output or _filename(response) or f"model-{job_id}.pt")
+    fmt = getattr(args, "format", None) or "pt"
+    response = client.request("GET", f"/v1/jobs/{quote(job_id, safe='')}/model", params={"format": fmt}, stream=True)
+    path = Path(args.output or _filename(response) or f"model-{job_id}.{fmt}")
     written = 0
     try:
         with open(path, "wb") as f:

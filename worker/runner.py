@@ -17,6 +17,8 @@ from service.jobs import JobStore
 from service.logs import job_context
 from service.netspec import analyze
 from service.storage import Artifacts, sha256
+from worker.exports import store_exports
+from worker.initial import initial_state
 from worker.trainer import Diverged, Hooks, Interrupted, Training, load_state, save_state
 
 log = logging.getLogger("convtrain.worker")
@@ -113,8 +115,9 @@ def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Hear
         state = None
         if record.get("checkpoint"):
             state = load_state(ctx.artifacts.get(job_id, record["checkpoint"]))
-        training = Training(request, analyze(request["network"], cfg.limits), data_dir=cfg.data_path,
-                            device=device, state=state)
+        network = analyze(request["network"], cfg.limits)
+        initial = None if state is not None else initial_state(request, network.layers, ctx.artifacts, job_id)  # init
+        training = Training(request, network, data_dir=cfg.data_path, device=device, state=state, initial=initial)
         quietly(store.update, job_id, token, device=str(training.device))
         event = "resumed" if state is not None else "started"
         quietly(store.add_point, job_id, token, {"event": event, "examples": training.examples, "attempt": attempt})
@@ -133,11 +136,13 @@ def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Hear
         log.exception("job %s failed", job_id, extra={"job_id": job_id})
         return _fail(store, job_id, token, "internal", f"{type(exc).__name__}: {exc}")
 
-    blob = save_state(training.weights())
+    weights = training.weights()
+    blob = save_state(weights)
     ctx.artifacts.put(job_id, MODEL_FILE, blob)
     ctx.artifacts.put(job_id, PREDICTIONS_FILE, json.dumps(
         {"test_acc": result["test_acc"], "predictions": training.predictions(PREDICTIONS)}).encode())
     model = {"file": MODEL_FILE, "format": "pt", "bytes": len(blob), "sha256": sha256(blob)}
+    model["exports"] = store_exports(ctx.artifacts, job_id, weights, blob)  # every format (worker/exports.py)
     quietly(store.add_point, job_id, token, {"event": "finished", "examples": training.examples, "result": result})
     if patiently(store.finish, job_id, token, "succeeded", result=result, model=model, examples_seen=training.examples):
         log.info("job %s succeeded: test_acc %.4f", job_id, result["test_acc"], extra={"job_id": job_id})

@@ -17,6 +17,7 @@ import torch
 from service import netspec
 from service.schemas import TRAINER_LIVE_FIELDS
 from worker import data, snapshots
+from worker.initial import initial_state
 from worker.metrics import BatchLog
 from worker.model import Net
 from worker.optim import ConvNetJSOptimizer
@@ -88,7 +89,7 @@ class Training:
     """One training run of a job request; resumable from a state that `state()` returns."""
 
     def __init__(self, request: dict, network: netspec.Network | None = None, *, data_dir=None,
-                 device: str | torch.device = "cpu", state: dict | None = None):
+                 device: str | torch.device = "cpu", state: dict | None = None, initial: dict | None = None):
         self.request = request
         self.network = network or netspec.analyze(request["network"])
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -101,6 +102,10 @@ class Training:
         seed = int(request["seed"])
         torch.manual_seed(seed)  # model initialisation and dropout masks
         self.model = Net(self.network).to(self.device)
+        # --- init: start from given weights (a state dict, or the request's inline ConvNetJS snapshot) ---
+        if state is None and (initial is not None or request.get("init")):
+            self.model.load_state_dict(initial if initial is not None else initial_state(request, self.network.layers))
+        # --- end init ---
         trainer = dict(request["trainer"])
         self.hyper = {k: trainer[k] for k in TRAINER_LIVE_FIELDS}
         self.optimizer = ConvNetJSOptimizer(self.model.param_groups(), **trainer)

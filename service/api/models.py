@@ -1,34 +1,48 @@
-"""GET /v1/jobs/{id}/model: a succeeded job's trained weights."""
+"""GET /v1/jobs/{id}/model?format= and /model/card: a succeeded job's trained model, in every export format."""
 
 from __future__ import annotations
-
-import re
 
 from flask import Blueprint, Response, current_app, request
 
 from service.api.errors import Problem
 from service.api.jobs import _job
+from service.model_card import card as model_card
+from service.model_card import exports, file_name
+from service.model_formats import FORMATS
 from service.storage import sha256
 
 bp = Blueprint("models", __name__, url_prefix="/v1/jobs")
-MODEL_FILE = "model.pt"
+
+
+def _succeeded(job_id: str) -> dict:
+    job = _job(job_id)
+    if job["status"] != "succeeded":
+        raise Problem(409, "Conflict", f"the job is {job['status']}; its model is available once it has succeeded")
+    return job
 
 
 @bp.get("/<job_id>/model")
 def model(job_id: str):
-    job = _job(job_id)
+    _job(job_id)
     fmt = request.args.get("format", "pt")
-    if fmt != "pt":
-        raise Problem(400, "Bad Request", f"unknown model format {fmt!r}; available: pt",
-                      errors=[{"path": "query.format", "message": "available formats: pt"}])
-    if job["status"] != "succeeded":
-        raise Problem(409, "Conflict", f"the job is {job['status']}; its model is available once it has succeeded")
+    if fmt not in FORMATS:
+        available = ", ".join(FORMATS)
+        raise Problem(400, "Bad Request", f"unknown model format {fmt!r}; available: {available}",
+                      errors=[{"path": "query.format", "message": f"available formats: {available}"}])
+    job = _succeeded(job_id)
+    info = exports(job)[fmt]
+    if "error" in info:
+        raise Problem(404, "Not Found", f"this job has no {fmt} export: {info['error']}")
     try:
-        data = current_app.extensions["convtrain"].artifacts.get(job_id, (job.get("model") or {}).get("file", MODEL_FILE))
+        data = current_app.extensions["convtrain"].artifacts.get(job_id, info["file"])
     except FileNotFoundError:
         raise Problem(404, "Not Found", "the model file is missing from the artifact store") from None
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", job["name"] or "model").strip("-") or "model"
-    return Response(data, mimetype="application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="{name}-{job_id}.pt"',
+    return Response(data, mimetype=FORMATS[fmt].media_type, headers={
+        "Content-Disposition": f'attachment; filename="{file_name(job, fmt)}"',
         "ETag": f'"{sha256(data)}"',
     })
+
+
+@bp.get("/<job_id>/model/card")
+def card(job_id: str):
+    return model_card(_succeeded(job_id))

@@ -497,7 +497,10 @@ def test_a_trained_job_conforms(stored):
     assert len(c.get(f"/v1/jobs/{job_id}/metrics?after=3").get_json()["points"]) == 7
     r = c.get(f"/v1/jobs/{job_id}/model")
     assert r.status_code == 200 and r.data == blob and job_id in r.headers["Content-Disposition"]
-    assert c.get(f"/v1/jobs/{job_id}/model?format=onnx").status_code == 400
+    assert c.get(f"/v1/jobs/{job_id}/model?format=h5").status_code == 400
+    assert c.get(f"/v1/jobs/{job_id}/model?format=onnx").status_code == 404  # a model file without exports
+    card = c.get(f"/v1/jobs/{job_id}/model/card").get_json()
+    assert card["formats"]["pt"]["sha256"] == sha256(blob) and "error" in card["formats"]["onnx"]
     assert c.delete(f"/v1/jobs/{job_id}").status_code == 204
 
 
