@@ -10,8 +10,8 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from fractions import Fraction
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 LOSS_TYPES = ("softmax", "svm", "regression")

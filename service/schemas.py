@@ -11,7 +11,14 @@ import difflib
 import random
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
 from service import datasets, initial_weights, jsparse, netspec
 from service.config import Config

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from service.model_formats import FORMATS
-from service.storage import Artifacts, sha256
 from service.netspec import Network
+from service.storage import Artifacts, sha256
 from worker.convnetjs_io import to_convnetjs
 from worker.model import Net
 

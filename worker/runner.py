@@ -19,7 +19,14 @@ from service.netspec import analyze
 from service.storage import Artifacts, sha256
 from worker.exports import store_exports
 from worker.initial import initial_state
-from worker.trainer import Diverged, Hooks, Interrupted, Training, load_state, save_state
+from worker.trainer import (
+    Diverged,
+    Hooks,
+    Interrupted,
+    Training,
+    load_state,
+    save_state,
+)
 
 log = logging.getLogger("convtrain.worker")
 MODEL_FILE = "model.pt"

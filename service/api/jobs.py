@@ -9,8 +9,7 @@ import re
 
 from flask import Blueprint, Response, current_app, request, url_for
 
-from service import initial_weights
-from service import quotas
+from service import initial_weights, quotas
 from service.api.body import json_body
 from service.api.errors import Problem
 from service.api.security import owns, principal
@@ -56,6 +55,26 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
+def check_quota(jobs: list[tuple[dict, int]], context: str = "") -> None:
+    """429 if the caller's quotas do not allow these jobs (each a request and its parameter count)."""
+    s, who = _services(), principal()
+    if who.admin:
+        return
+    try:
+        quotas.check(s.store.r, who.name, quotas.limits(s.config, who.quotas), jobs)
+    except quotas.OverQuota as over:
+        raise Problem(429, "Too Many Requests", over.message + context, headers={"Retry-After": str(over.retry_after)},
+                      limit=over.limit) from None
+
+
+def create(job_request: dict, summary: dict, job_id: str) -> dict:
+    """Store a queued job owned by the caller (its task is published separately)."""
+    s, who = _services(), principal()
+    job = s.store.create(job_request, summary, queue=queue_for(job_request["device"]), job_id=job_id, owner=who.name)
+    quotas.track(s.store.r, who.name, job_id)
+    return job
+
+
 def publish(job: dict) -> None:
     """Queue the job's task; the job record already says queued, so a failed publish is retried by the reaper."""
     s = _services()
@@ -79,13 +98,6 @@ def submit():
         raise Problem(400, "Bad Request", "Idempotency-Key must be 1 to 200 visible ASCII characters")
     # init {"job": ID} (service/initial_weights.py): the job must be one this caller can see.
     job_request, network = initial_weights.load_request(body, s.config, _visible_job, load_job_request)
-    who = principal()
-    if not who.admin:
-        try:
-            quotas.check(s.store.r, who.name, quotas.limits(s.config, who.quotas), [(job_request, network.params)])
-        except quotas.OverQuota as over:
-            raise Problem(429, "Too Many Requests", over.message, headers={"Retry-After": str(over.retry_after)},
-                          limit=over.limit) from None
     job_id = None
     if key:
         job_id = new_id()
@@ -98,11 +110,10 @@ def submit():
             if s.store.exists(old_id):
                 job = s.store.get(old_id)
                 return job, 200, {"Location": url_for("jobs.read", job_id=old_id)}
+    check_quota([(job_request, network.params)])  # after the idempotency check: a replay is not a new submit
     job_id = job_id or new_id()
     initial_weights.store_snapshot(job_request, s.artifacts, job_id)  # a snapshot in init: kept as an artifact
-    job = s.store.create(job_request, network.as_dict(), queue=queue_for(job_request["device"]), job_id=job_id,
-                         owner=who.name)
-    quotas.track(s.store.r, who.name, job["id"])
+    job = create(job_request, network.as_dict(), job_id)
     publish(job)
     return job, 202, {"Location": url_for("jobs.read", job_id=job["id"])}
 

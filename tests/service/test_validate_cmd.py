@@ -11,7 +11,7 @@ from service import netspec, validate_cmd
 from service.config import Config
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
-JSON_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("*.json"))
+JSON_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("net*.json"))
 CONFIG = Config()
 
 

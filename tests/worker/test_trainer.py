@@ -8,7 +8,14 @@ import torch
 from service.config import Config
 from service.schemas import load_job_request
 from tests.conftest import data_dir, example
-from worker.trainer import Diverged, Hooks, Interrupted, Training, load_state, save_state
+from worker.trainer import (
+    Diverged,
+    Hooks,
+    Interrupted,
+    Training,
+    load_state,
+    save_state,
+)
 
 
 def training(budget: dict, seed: int = 7, state=None, **changes) -> Training:

@@ -1,0 +1,144 @@
+"""`convtrain sweep FILE [--wait]`: submit a sweep, follow it with one progress bar per variant, save its report.
+
+Torch-free, over the HTTP API like the other client commands (service/client_cmd.py). Exit status: 0 when
+the sweep was submitted (and, with --wait, succeeded), 1 when the service refuses it or it fails or is
+cancelled, 2 when the service cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from service.client_cmd import BAR_WIDTH, Client, ClientError, _duration, _fmt
+
+POLL_SECONDS = 0.5
+PLAIN_EVERY = 10.0  # without a terminal: the bars every this many seconds
+REPORTS = ("md", "csv", "png")
+
+
+def _read(path: str) -> dict:
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ClientError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ClientError(f"{path} is not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ClientError(f"{path} is not valid JSON: {exc}") from None
+
+
+def variant_line(variant: dict, width: int) -> str:
+    """`3x3 kernels  [########............] 36,000/90,000  1/3 done  loss 0.212  acc 0.95  running`."""
+    p = variant["progress"]
+    fraction = p.get("fraction") or 0.0
+    filled = int(min(1.0, fraction) * BAR_WIDTH)
+    seen, total = p.get("examples_seen") or 0, p.get("examples_total")
+    count = f"{seen:,}/{total:,}" if total else f"{seen:,}"
+    jobs = variant["jobs"]
+    done = sum(1 for j in jobs if j["status"] == "succeeded")
+    parts = [f"{variant['name']:<{width}}", f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}]", count,
+             f"{done}/{len(jobs)} done"]
+    live = next((j for j in jobs if j["status"] == "running" and j.get("metrics")), None)
+    if live:
+        m = live["metrics"]
+        parts.append(f"loss {_fmt(m.get('class_loss'))}  acc {_fmt(m.get('train_acc'), 2)}")
+    else:
+        tests = [j["result"]["test_acc"] for j in jobs if j.get("result") and j["result"].get("test_acc") is not None]
+        if tests:
+            parts.append(f"test {sum(tests) / len(tests):.4f}")
+    failed = [j for j in jobs if j["status"] == "failed"]
+    parts.append(variant["status"] + (f" ({len(failed)} failed)" if failed and variant["status"] == "running" else ""))
+    return "  ".join(parts)
+
+
+def block(sweep: dict) -> list[str]:
+    """The sweep's header line and one bar per variant."""
+    p = sweep["progress"]
+    header = (f"sweep {sweep['id']}  {sweep['name'] or ''}  {sweep['status']}  {p['ended']}/{p['jobs']} jobs ended  "
+              f"{_duration(sweep.get('wall_seconds'))}").replace("    ", "  ")
+    width = max((len(v["name"]) for v in sweep["variants"]), default=0)
+    return [header] + [variant_line(v, width) for v in sweep["variants"]]
+
+
+def follow(client: Client, sweep_id: str, out=None) -> dict:
+    """Show the bars until every job of the sweep has ended; return the sweep."""
+    out = out or sys.stderr
+    tty = out.isatty()
+    drawn = 0
+    last_plain = 0.0
+    last_lines: list[str] | None = None
+    while True:
+        sweep = client.json("GET", f"/v1/sweeps/{quote(sweep_id, safe='')}")
+        lines = block(sweep)
+        done = sweep["status"] != "running"
+        if tty:
+            if drawn:
+                out.write(f"\x1b[{drawn}F")
+            out.write("".join(f"\x1b[2K{line}\n" for line in lines))
+            out.flush()
+            drawn = len(lines)
+        elif done or (lines != last_lines and time.monotonic() - last_plain >= PLAIN_EVERY):
+            print("\n".join(lines), file=out, flush=True)
+            last_plain, last_lines = time.monotonic(), lines
+        if done:
+            return sweep
+        time.sleep(POLL_SECONDS)
+
+
+def save_reports(client: Client, sweep_id: str, folder: Path, stem: str) -> list[Path]:
+    """The sweep's report as FOLDER/STEM.md, .csv and .png."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ClientError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    paths = []
+    for fmt in REPORTS:
+        response = client.request("GET", f"/v1/sweeps/{quote(sweep_id, safe='')}/report", params={"format": fmt})
+        path = folder / f"{stem}.{fmt}"
+        try:
+            path.write_bytes(response.content)
+        except OSError as exc:
+            raise ClientError(f"cannot write {path}: {exc.strerror or exc}") from None
+        paths.append(path)
+    return paths
+
+
+def sweep(client: Client, args) -> int:
+    body = _read(args.file)
+    started = time.monotonic()
+    created = client.json("POST", "/v1/sweeps", json=body)
+    sweep_id = created["id"]
+    print(sweep_id, flush=True)
+    print(f"sweep {sweep_id}: {len(created['variants'])} variants x {created['repeats']} repeats = "
+          f"{created['jobs']} jobs", file=sys.stderr, flush=True)
+    if not args.wait:
+        return 0
+    final = follow(client, sweep_id)
+    wall = time.monotonic() - started
+    table = client.request("GET", f"/v1/sweeps/{quote(sweep_id, safe='')}/report", params={"format": "md"}).text
+    print(table)
+    folder = Path(args.out) if args.out else Path(args.file).resolve().parent
+    for path in save_reports(client, sweep_id, folder, Path(args.file).stem):
+        print(f"wrote {path}", file=sys.stderr)
+    print(f"sweep {sweep_id} {final['status']} in {_duration(wall)} (this command's wall time)", file=sys.stderr)
+    return 0 if final["status"] == "succeeded" else 1
+
+
+def run(args) -> int:
+    client = Client(args.url)
+    try:
+        return sweep(client, args)
+    except ClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("interrupted; the sweep goes on in the service (POST /v1/sweeps/ID/cancel stops it)", file=sys.stderr)
+        return 130
