@@ -99,15 +99,13 @@ class ConvNetJSOptimizer(torch.optim.Optimizer):
         l2 = h["l2_decay"] * group["l2_decay_mul"]
         if l1 == 0 and l2 == 0:  # e.g. biases: skip the zero decay terms
             return torch._foreach_div(grads, h["batch_size"])
-        gij = torch._foreach_mul(params, l2)
+        gij = torch._foreach_add(grads, params, alpha=l2)  # g + l2*p in one pass: this runs every batch
         if l1 != 0:
             # ConvNetJS uses (p > 0 ? 1 : -1), so sign(0) must be -1: sign(sign(p) - 0.5).
             sgn = torch._foreach_sign(params)
             torch._foreach_sub_(sgn, 0.5)
             torch._foreach_sign_(sgn)
-            torch._foreach_mul_(sgn, l1)
-            torch._foreach_add_(gij, sgn)
-        torch._foreach_add_(gij, grads)
+            torch._foreach_add_(gij, sgn, alpha=l1)
         torch._foreach_div_(gij, h["batch_size"])
         return gij
 
@@ -159,34 +157,37 @@ class ConvNetJSOptimizer(torch.optim.Optimizer):
             torch._foreach_add_(den, eps)
             torch._foreach_div_(num, den)
             torch._foreach_add_(params, num)
+        elif m == "adadelta":
+            # gsum = ro*gsum + (1-ro)*gij^2; dx = -sqrt((xsum+eps)/(gsum+eps))*gij; xsum = ro*xsum + (1-ro)*dx^2.
+            # Fused multiply-adds and the sign folded into the final subtraction: this runs every batch.
+            xsum = self._bufs(params, "xsum")
+            torch._foreach_mul_(gsum, ro)
+            torch._foreach_addcmul_(gsum, gij, gij, value=1 - ro)
+            den = torch._foreach_add(gsum, eps)
+            step = torch._foreach_add(xsum, eps)
+            torch._foreach_div_(step, den)
+            torch._foreach_sqrt_(step)
+            torch._foreach_mul_(step, gij)  # -dx
+            torch._foreach_mul_(xsum, ro)
+            torch._foreach_addcmul_(xsum, step, step, value=1 - ro)
+            torch._foreach_sub_(params, step)
         else:
             if m == "adagrad":
                 sq = torch._foreach_mul(gij, gij)
-            else:  # windowgrad, adadelta: gsum = ro*gsum + (1-ro)*gij*gij, multiplied left to right as JS does
+            else:  # windowgrad: gsum = ro*gsum + (1-ro)*gij*gij, multiplied left to right as JS does
                 sq = torch._foreach_mul(gij, 1 - ro)
                 torch._foreach_mul_(sq, gij)
                 torch._foreach_mul_(gsum, ro)
             torch._foreach_add_(gsum, sq)
+            # dx = -lr / sqrt(gsum+eps) * gij
             den = torch._foreach_add(gsum, eps)
-            if m == "adadelta":  # dx = -sqrt((xsum+eps)/(gsum+eps))*gij; xsum lags gsum by one step
-                xsum = self._bufs(params, "xsum")
-                dx = torch._foreach_add(xsum, eps)
-                torch._foreach_div_(dx, den)
-                torch._foreach_sqrt_(dx)
-                torch._foreach_mul_(dx, gij)
-                torch._foreach_neg_(dx)
-                sq = torch._foreach_mul(dx, 1 - ro)
-                torch._foreach_mul_(sq, dx)
-                torch._foreach_mul_(xsum, ro)
-                torch._foreach_add_(xsum, sq)
-            else:  # adagrad, windowgrad: dx = -lr / sqrt(gsum+eps) * gij
-                torch._foreach_sqrt_(den)
-                # Fill with -lr and divide: torch's scalar/tensor goes via reciprocal, which rounds differently.
-                dx = sq
-                torch._foreach_zero_(dx)
-                torch._foreach_add_(dx, -lr)
-                torch._foreach_div_(dx, den)
-                torch._foreach_mul_(dx, gij)
+            torch._foreach_sqrt_(den)
+            # Fill with -lr and divide: torch's scalar/tensor goes via reciprocal, which rounds differently.
+            dx = sq
+            torch._foreach_zero_(dx)
+            torch._foreach_add_(dx, -lr)
+            torch._foreach_div_(dx, den)
+            torch._foreach_mul_(dx, gij)
             torch._foreach_add_(params, dx)
 
     def state_dict(self):
