@@ -29,6 +29,7 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/api_latency.py
+	$(BIN)/python bench/predict_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -2,7 +2,7 @@
 
 Starts a real service on loopback: an embedded redis-server, one `convtrain worker`
 process (training a long net1 job during the whole measurement) and the API under
-gunicorn (gthread). Then --clients threads poll GET /v1/jobs/{id} and --submitters
+gunicorn (gevent, as `convtrain serve` runs it; --worker-class gthread to compare). Then --clients threads poll GET /v1/jobs/{id} and --submitters
 threads POST small jobs at a low rate; prints requests/second and p50/p90/p99
 latency of each. Goal: poll p99 < 20 ms at 50 clients.
 
@@ -102,9 +102,9 @@ def start_worker(env: dict, folder: Path, store: JobStore, name: str = "bench-wo
 
 
 def start_api(env: dict, folder: Path, port: int, processes: int, threads: int,
-              access_log: Path | None = None) -> subprocess.Popen:
-    log_path = folder / f"api-{processes}x{threads}.log"
-    args = gunicorn_args(HOST, port, processes, threads)
+              access_log: Path | None = None, worker_class: str = "gevent") -> subprocess.Popen:
+    log_path = folder / f"api-{worker_class}-{processes}x{threads}.log"
+    args = gunicorn_args(HOST, port, processes, threads, worker_class)
     if access_log:
         # %(D)s: microseconds from the request parsed to the response written, inside gunicorn.
         args[-1:-1] = ["--access-logfile", str(access_log), "--access-logformat", "%(m)s %(s)s %(D)s"]
@@ -332,7 +332,9 @@ def main(argv=None) -> int:
     p.add_argument("--small-examples", type=int, default=2_000, help="budget of each submitted job")
     p.add_argument("--job-examples", type=int, default=200_000, help="budget of the long job the worker trains")
     p.add_argument("--processes", type=int, default=2, help="gunicorn processes (default 2)")
-    p.add_argument("--threads", type=int, default=16, help="gunicorn threads per process (default 16)")
+    p.add_argument("--threads", type=int, default=16, help="gunicorn threads per process, gthread only (default 16)")
+    p.add_argument("--worker-class", default="gevent", choices=("gevent", "gthread"),
+                   help="gunicorn worker class (default gevent, as convtrain serve runs it)")
     p.add_argument("--worker-nice", type=int, default=0, help="nice value of the training worker (default 0)")
     p.add_argument("--configs", help="several settings to compare, PROCESSESxTHREADS[:WORKER_NICE],...: "
                                      "e.g. 1x16,2x16,4x4 or 2x16:0,2x16:10")
@@ -373,7 +375,7 @@ def main(argv=None) -> int:
             if psutil or nice:
                 renice(worker.pid, nice)  # raising the priority back to 0 needs root (CAP_SYS_NICE)
             access_log = folder / f"access-{n}.log" if args.server_times else None
-            api = start_api(env, folder, port, processes, threads, access_log)
+            api = start_api(env, folder, port, processes, threads, access_log, args.worker_class)
             try:
                 job_id = ensure_long_job(store, base, long_jobs, args)
                 if idle_rate is None:  # the worker's pace with no API load, for comparison
@@ -428,7 +430,8 @@ def main(argv=None) -> int:
 
 def report(results, configs, args, idle_rate) -> None:
     print()
-    print(f"medians over {args.repeat} pass(es); latencies in ms, measured by the client (includes its own queueing)")
+    print(f"gunicorn worker class {args.worker_class} (threads apply to gthread only); medians over {args.repeat} "
+          "pass(es); latencies in ms, measured by the client (includes its own queueing)")
     head = (f"{'config':>8} | {'polls/s':>7} | {'p50':>5} | {'p90':>5} | {'p99':>6} | {'max':>6} | {'err':>3} || "
             f"{'subm/s':>6} | {'p50':>5} | {'p90':>5} | {'p99':>6} || {'worker ex/s':>11}")
     cpu_names = list(results[0][1]["cpu"]) if results and results[0][1]["cpu"] else []
