@@ -8,7 +8,6 @@ cancelled), 2 when the service cannot be reached.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -19,6 +18,8 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import requests
+
+from service.text import duration
 
 DEMO_EXAMPLES = 30_000  # the demo's budget for a pasted `.js` network
 TIMEOUT = 30  # seconds for one HTTP request
@@ -113,15 +114,6 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
 
 
 def _when(timestamp: float | None) -> str:
@@ -153,7 +145,7 @@ def progress_line(job: dict) -> str:
         if m.get("val_acc") is not None:
             parts.append(f"val {_fmt(m.get('val_acc'), 2)}")
     if job.get("status") == "running":
-        parts.append(f"ETA {_duration(p.get('eta_seconds'))}")
+        parts.append(f"ETA {duration(p.get('eta_seconds'))}")
     parts.append(job.get("status_detail") or job.get("status") or "?")
     return "  ".join(parts)
 
@@ -193,7 +185,7 @@ def summary(job: dict) -> str:
         f"job       {job['id']}",
         f"name      {job.get('name') or '-'}",
         f"status    {job.get('status')}" + (f" ({job['status_detail']})" if job.get("status_detail") else ""),
-        f"progress  {_progress(job)}" + (f", ETA {_duration(job['progress']['eta_seconds'])}"
+        f"progress  {_progress(job)}" + (f", ETA {duration(job['progress']['eta_seconds'])}"
                                          if (job.get("progress") or {}).get("eta_seconds") is not None else ""),
         f"created   {_when(job.get('created_at'))}",
     ]
@@ -347,16 +339,21 @@ COMMANDS = {"submit": submit, "status": status, "list": listing, "cancel": cance
             "watch": lambda client, args: watch(client, args.id)}
 
 
-def run(args) -> int:
-    """Run one client command; print errors as `error: ...` on stderr."""
+def call(command, args, interrupted: str = "interrupted") -> int:
+    """Run `command(client, args)`; print errors as `error: ...` on stderr and return the exit code."""
     client = Client(args.url)
     try:
-        return COMMANDS[args.command](client, args)
+        return command(client, args)
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         for line in exc.lines:
             print(line, file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         return 130
+
+
+def run(args) -> int:
+    """Run one client command."""
+    return call(COMMANDS[args.command], args)

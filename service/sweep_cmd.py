@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from service.client_cmd import BAR_WIDTH, Client, ClientError, _duration, _fmt
+from service.client_cmd import BAR_WIDTH, Client, ClientError, _fmt, call
+from service.text import duration
 
 POLL_SECONDS = 0.5
 PLAIN_EVERY = 10.0  # without a terminal: the bars every this many seconds
@@ -61,7 +62,7 @@ def block(sweep: dict) -> list[str]:
     """The sweep's header line and one bar per variant."""
     p = sweep["progress"]
     header = (f"sweep {sweep['id']}  {sweep['name'] or ''}  {sweep['status']}  {p['ended']}/{p['jobs']} jobs ended  "
-              f"{_duration(sweep.get('wall_seconds'))}").replace("    ", "  ")
+              f"{duration(sweep.get('wall_seconds'))}").replace("    ", "  ")
     width = max((len(v["name"]) for v in sweep["variants"]), default=0)
     return [header] + [variant_line(v, width) for v in sweep["variants"]]
 
@@ -126,19 +127,9 @@ def sweep(client: Client, args) -> int:
     folder = Path(args.out) if args.out else Path(args.file).resolve().parent
     for path in save_reports(client, sweep_id, folder, Path(args.file).stem):
         print(f"wrote {path}", file=sys.stderr)
-    print(f"sweep {sweep_id} {final['status']} in {_duration(wall)} (this command's wall time)", file=sys.stderr)
+    print(f"sweep {sweep_id} {final['status']} in {duration(wall)} (this command's wall time)", file=sys.stderr)
     return 0 if final["status"] == "succeeded" else 1
 
 
 def run(args) -> int:
-    client = Client(args.url)
-    try:
-        return sweep(client, args)
-    except ClientError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        for line in exc.lines:
-            print(line, file=sys.stderr)
-        return exc.code
-    except KeyboardInterrupt:
-        print("interrupted; the sweep goes on in the service (POST /v1/sweeps/ID/cancel stops it)", file=sys.stderr)
-        return 130
+    return call(sweep, args, "interrupted; the sweep goes on in the service (POST /v1/sweeps/ID/cancel stops it)")

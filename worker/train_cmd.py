@@ -9,7 +9,6 @@ JSON (--json-out).
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -20,6 +19,7 @@ from service.config import Config
 from service.datasets import DatasetError
 from service.netspec import InvalidSpec, SpecError
 from service.schemas import load_job_request
+from service.text import duration
 from service.validate_cmd import parse_json
 
 DEMO_EXAMPLES = 30_000  # the demo's budget for a pasted `.js` network
@@ -77,15 +77,6 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
 
 
 def progress_line(point: dict, total: int | None, seconds_budget: float | None = None,
@@ -110,7 +101,7 @@ def progress_line(point: dict, total: int | None, seconds_budget: float | None =
              f"loss {_fmt(point.get('class_loss'))}", f"acc {_fmt(point.get('train_acc'), 2)}"]
     if point.get("val_acc") is not None:
         parts.append(f"val {_fmt(point.get('val_acc'), 2)}")
-    parts.append(f"ETA {_duration(eta)}")
+    parts.append(f"ETA {duration(eta)}")
     return "  ".join(parts)
 
 

@@ -75,6 +75,19 @@ def create(job_request: dict, summary: dict, job_id: str) -> dict:
     return job
 
 
+def _cursor_arg() -> float | None:
+    """The ?cursor= of a listing: a score this API returned in `next`."""
+    cursor = request.args.get("cursor")
+    try:
+        value = float(cursor) if cursor else None
+        if value is not None and not math.isfinite(value):
+            raise ValueError(cursor)
+    except ValueError:
+        raise Problem(400, "Bad Request", "cursor is not one that this API returned",
+                      errors=[{"path": "query.cursor", "message": "invalid cursor"}]) from None
+    return value
+
+
 def publish(job: dict) -> None:
     """Queue the job's task; the job record already says queued, so a failed publish is retried by the reaper."""
     s = _services()
@@ -126,16 +139,8 @@ def listing():
         raise Problem(400, "Bad Request", f"status must be one of {', '.join(STATUSES)}",
                       errors=[{"path": "query.status", "message": f"unknown status {status!r}"}])
     limit = _int_arg("limit", 50, 1, 500)
-    cursor = request.args.get("cursor")
-    try:
-        cursor_value = float(cursor) if cursor else None
-        if cursor_value is not None and not math.isfinite(cursor_value):
-            raise ValueError(cursor)
-    except ValueError:
-        raise Problem(400, "Bad Request", "cursor is not one that this API returned",
-                      errors=[{"path": "query.cursor", "message": "invalid cursor"}]) from None
     who = principal()
-    jobs, next_cursor = s.store.list(status=status, owner=None if who.admin else who.name, cursor=cursor_value,
+    jobs, next_cursor = s.store.list(status=status, owner=None if who.admin else who.name, cursor=_cursor_arg(),
                                      limit=limit)
     for job in jobs:
         job.pop("request", None)

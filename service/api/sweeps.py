@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 
 from flask import Blueprint, Response, current_app, request, url_for
@@ -10,7 +9,7 @@ from flask import Blueprint, Response, current_app, request, url_for
 from service import report, sweeps
 from service.api.body import json_body
 from service.api.errors import Problem
-from service.api.jobs import _int_arg, check_quota, create, publish
+from service.api.jobs import _cursor_arg, _int_arg, check_quota, create, publish
 from service.api.security import owns, principal
 from service.jobs import TERMINAL, new_id, now
 from service.netspec import InvalidSpec
@@ -86,17 +85,9 @@ def submit():
 @bp.get("")
 def listing():
     limit = _int_arg("limit", 50, 1, 500)
-    cursor = request.args.get("cursor")
-    try:
-        cursor_value = float(cursor) if cursor else None
-        if cursor_value is not None and not math.isfinite(cursor_value):
-            raise ValueError(cursor)
-    except ValueError:
-        raise Problem(400, "Bad Request", "cursor is not one that this API returned",
-                      errors=[{"path": "query.cursor", "message": "invalid cursor"}]) from None
     who = principal()
     store = _store()
-    records, next_cursor = store.list(owner=None if who.admin else who.name, cursor=cursor_value, limit=limit)
+    records, next_cursor = store.list(owner=None if who.admin else who.name, cursor=_cursor_arg(), limit=limit)
     return {"sweeps": [sweeps.summary(r, store.statuses(r)) for r in records], "next": next_cursor}
 
 
