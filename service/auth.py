@@ -48,7 +48,10 @@ class TokenFile:
         self._entries: list[dict] = []
 
     def entries(self) -> list[dict]:
-        stat = self.path.stat()
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:  # removed: no token is valid any more
+            return []
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if stamp != self._stamp:
@@ -78,6 +81,10 @@ def load(path: Path) -> list[dict]:
         if not (isinstance(entry, dict) and re.fullmatch(r"[0-9a-f]{64}", str(entry.get("sha256")))
                 and _NAME.match(str(entry.get("principal"))) and entry.get("role") in ROLES):
             raise ValueError(f"{path}: a malformed entry: {entry!r}")
+        quotas = entry.get("quotas", {})
+        if not isinstance(quotas, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                   for v in quotas.values()):
+            raise ValueError(f"{path}: quotas of {entry['principal']} must be whole numbers")
     return entries
 
 

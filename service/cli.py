@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
 
     c = sub.add_parser("api", help="run the API under gunicorn, against CONVTRAIN_REDIS_URL")
+    c.add_argument("--insecure", action="store_true", help="allow a non-loopback address without tokens")
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, default=8000)
     c.add_argument("--processes", type=int, default=2)
@@ -49,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("worker", help="run a training worker, against CONVTRAIN_REDIS_URL")
     c.add_argument("--queues", help="comma-separated: cpu, gpu, auto (default by device)")
     c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    c.add_argument("--concurrency", type=int, default=1)
+    c.add_argument("--concurrency", type=int, default=1, choices=(1,),
+                   help="jobs at once: 1 (torch's RNG is per process; run more worker processes instead)")
     c.add_argument("--name", help="worker name (default worker-<host>-<pid>)")
 
     for name, help_text in (("submit", "submit a job request"), ("status", "show a job"),
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "api":
         from service.serve import exec_api
 
-        return exec_api(config, host=args.host, port=args.port, processes=args.processes)
+        return exec_api(config, host=args.host, port=args.port, processes=args.processes, insecure=args.insecure)
     if args.command == "worker":
         if not config.redis_url:
             print("convtrain worker: set CONVTRAIN_REDIS_URL (or use `convtrain serve`)", file=sys.stderr)

@@ -40,6 +40,7 @@ class Config:
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
     reaper_seconds: float = 5.0
+    republish_seconds: float = 600.0  # a job queued this long without a start gets its task sent again
     checkpoint_seconds: float = 5.0
     snapshot_seconds: float = 5.0  # layer pictures of the probe image
     max_attempts: int = 3

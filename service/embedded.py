@@ -57,6 +57,7 @@ class EmbeddedRedis:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     log = (self.folder / "redis.log")
                     tail = log.read_text()[-2000:] if log.exists() else ""
+                    self.kill()  # it runs in a session of its own: nothing else would stop it
                     raise RuntimeError(f"redis-server did not start on port {self.port}: {tail}") from None
                 time.sleep(0.05)
 

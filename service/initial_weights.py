@@ -14,11 +14,11 @@ from typing import Any, Callable
 
 from service import convnetjs_snapshot, netspec
 from service.config import Config
+from service.jobs import ID
 from service.netspec import InvalidSpec, SpecError
 from service.storage import Artifacts, sha256
 
 SNAPSHOT_FILE = "init.convnetjs.json"
-_ID = re.compile(r"^[0-9a-f]{8,40}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -30,7 +30,7 @@ def parse(init: Any, config: Config) -> tuple[list[SpecError], dict | None, nets
     if "job" in init:
         errors = [SpecError(f"init.{key}", f"'{key}' is not a field of init {{\"job\": ID}}")
                   for key in init if key not in ("job", "sha256")]
-        if not isinstance(init["job"], str) or not _ID.match(init["job"]):
+        if not isinstance(init["job"], str) or not ID.fullmatch(init["job"]):
             errors.append(SpecError("init.job", f"init.job must be a job id, not {netspec._what(init['job'])}"))
         if "sha256" in init and not (isinstance(init["sha256"], str) and _SHA.match(init["sha256"])):
             errors.append(SpecError("init.sha256", "init.sha256 must be the model's SHA-256 in hex"))
@@ -56,7 +56,7 @@ def load_request(body: Any, config: Config, lookup: Callable[[str], dict | None]
                  load: Callable[[Any, Config], tuple[dict, netspec.Network]]) -> tuple[dict, netspec.Network]:
     """`load` (schemas.load_job_request) with `init {"job": ID}` resolved by `lookup` (a job, or None); raise InvalidSpec."""
     init = body.get("init") if isinstance(body, dict) else None
-    if not (isinstance(init, dict) and isinstance(init.get("job"), str) and _ID.match(init["job"])):
+    if not (isinstance(init, dict) and isinstance(init.get("job"), str) and ID.fullmatch(init["job"])):
         return load(body, config)
     errors, ref = _referenced(init, lookup(init["job"]))
     if ref is not None and "network" not in body and "convnetjs" not in body:

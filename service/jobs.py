@@ -15,6 +15,7 @@ never interleave halfway through a transition (see ../shared/CELERY.md §2).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -30,15 +31,23 @@ def now() -> float:
     return round(time.time(), 3)
 
 
+# What new_id() makes, with room for older and longer ids: anything else is no job or sweep.
+ID = re.compile(r"[0-9a-f]{8,40}")
+
+
 def new_id() -> str:
     """A job id: sortable by time, unguessable."""
     return f"{int(time.time() * 1000):x}{secrets.token_hex(6)}"
 
 
-# start(job, lease, running, jobs) args: token, worker, lease_ms, now, max_attempts
+# start(job, lease, running) args: token, worker, lease_ms, now, max_attempts, id
 _START = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
+-- A retry of a start that did happen (its reply was lost): the same token holds the lease.
+if status == 'running' and redis.call('GET', KEYS[2]) == ARGV[1] then
+  return {'started', redis.call('HGET', KEYS[1], 'starts')}
+end
 if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return {'finished'} end
 if status == 'paused' then return {'paused'} end
 if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
@@ -99,7 +108,7 @@ for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 
-# release(job, lease, running) args: token, new_status (queued|paused), id, preempted
+# release(job, lease, running) args: token, new_status (queued|paused), id, preempted, now
 _RELEASE = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
@@ -185,9 +194,9 @@ class JobStore:
 
     @classmethod
     def from_url(cls, url: str, **kwargs) -> "JobStore":
+        # socket_timeout above the longest blocking read (the predict queue's BRPOP).
         return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=10,
-                                        socket_connect_timeout=5, socket_timeout=10,
-                                        retry_on_timeout=True, **kwargs))
+                                        socket_connect_timeout=5, socket_timeout=30, **kwargs))
 
     # --- keys ------------------------------------------------------------------
 
@@ -215,7 +224,8 @@ class JobStore:
         }
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id), mapping=record)
-        pipe.zadd(f"{PREFIX}jobs", {job_id: created})
+        # Unrounded, so that jobs created in one millisecond (a sweep) keep distinct cursor scores.
+        pipe.zadd(f"{PREFIX}jobs", {job_id: time.time()})
         pipe.execute()
         return self.get(job_id)
 
@@ -274,10 +284,15 @@ class JobStore:
         existing = self.r.get(name)
         return tuple(json.loads(existing)) if existing else None
 
+    def release_idempotency(self, key: str) -> None:
+        self.r.delete(f"{PREFIX}idem:{key}")
+
     # --- the worker's side ------------------------------------------------------
 
-    def start(self, job_id: str, worker: str, lease_seconds: float, max_attempts: int) -> Start:
-        token = secrets.token_hex(8)
+    def start(self, job_id: str, worker: str, lease_seconds: float, max_attempts: int,
+              token: str | None = None) -> Start:
+        """Take the job's lease; pass a `token` made once per attempt so that a retried start is recognised."""
+        token = token or secrets.token_hex(8)
         result = self._scripts["start"](keys=self._keys(job_id), args=[
             token, worker, int(lease_seconds * 1000), now(), max_attempts, job_id])
         if result[0] == "started":
@@ -408,11 +423,16 @@ class JobStore:
     def queued_since(self, older_than: float) -> list[str]:
         """Queued jobs that no worker has started for `older_than` seconds (a lost publish)."""
         cutoff = now() - older_than
+        ids = self.r.zrangebyscore(f"{PREFIX}jobs", "-inf", cutoff)
         out = []
-        for job_id in self.r.zrangebyscore(f"{PREFIX}jobs", "-inf", cutoff):
-            status, requeued = self.r.hmget(self.key(job_id), "status", "requeued_at")
-            if status == "queued" and (not requeued or float(requeued) < cutoff):
-                out.append(job_id)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            pipe = self.r.pipeline(transaction=False)
+            for job_id in chunk:
+                pipe.hmget(self.key(job_id), "status", "requeued_at")
+            for job_id, (status, requeued) in zip(chunk, pipe.execute()):
+                if status == "queued" and (not requeued or float(requeued) < cutoff):
+                    out.append(job_id)
         return out
 
     def touch_requeued(self, job_id: str) -> None:

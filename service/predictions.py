@@ -15,6 +15,7 @@ import time
 from service.jobs import PREFIX
 
 QUEUE = f"{PREFIX}predict"
+MAX_WAITING = 1000
 
 
 class NoPredictor(Exception):
@@ -25,8 +26,12 @@ def ask(r, job_id: str, kind: str, payload, timeout: float) -> dict:
     """Queue one prediction and wait for its answer: {"probabilities", "top"} or {"error": {...}}."""
     reply = f"{PREFIX}predict:reply:{secrets.token_hex(8)}"
     request = {"job": job_id, "kind": kind, "payload": payload, "reply": reply, "deadline": time.time() + timeout}
-    r.lpush(QUEUE, json.dumps(request))
-    answer = r.brpop([reply], timeout=max(1, int(timeout)))
+    pipe = r.pipeline()
+    pipe.lpush(QUEUE, json.dumps(request))
+    pipe.ltrim(QUEUE, 0, MAX_WAITING - 1)  # with no worker up, old requests go rather than pile up
+    pipe.execute()
+    # The store's socket timeout (30 s) must exceed this wait.
+    answer = r.brpop([reply], timeout=max(1, min(int(timeout), 25)))
     if answer is None:
         raise NoPredictor(f"no worker answered within {timeout:g} s")
     return json.loads(answer[1])

@@ -160,7 +160,8 @@ class BudgetSchema(Base):
 
 class JobRequestSchema(Base):
     network = fields.Raw()
-    convnetjs = fields.String()
+    # json5 parses about 100 kB/s: a cap keeps one paste from holding an API process for seconds.
+    convnetjs = fields.String(validate=validate.Length(max=65536, error="the demo source is longer than {max} characters"))
     trainer = fields.Nested(TrainerSchema, load_default=None)
     data = fields.Nested(DataSchema, load_default=lambda: DataSchema().load({}))
     budget = fields.Nested(BudgetSchema, required=True, error_messages={"required": "a job needs a budget: examples, epochs or seconds"})
@@ -248,13 +249,12 @@ def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
         valid = exc.valid_data if isinstance(exc.valid_data, dict) else {}
         request = {k: v for k, v in valid.items() if k not in exc.messages}
 
-    # --- init (service/initial_weights.py): a snapshot may supply the network ---
+    # Starting weights (service/initial_weights.py): a snapshot may supply the network.
     init_spec = init_network = None
     init_errors = []
     if "init" in request:
         init_errors, init_spec, init_network = initial_weights.parse(request["init"], config)
         errors += init_errors
-    # --- end init ---
     lines = None
     if "convnetjs" in request:
         if "network" in body or body.get("trainer") is not None:

@@ -30,9 +30,24 @@ def gunicorn_args(host: str, port: int, processes: int = 2, threads: int = 16,
             "--logger-class", "service.logs.GunicornLogger", "service.api:create_app()"]
 
 
-def exec_api(config: Config, *, host: str, port: int, processes: int) -> int:
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def refuse_public_without_tokens(config: Config, host: str, insecure: bool, command: str) -> bool:
+    """Without a tokens file every caller is the local admin: only loopback, unless --insecure."""
+    if config.tokens_file or host in LOOPBACK or insecure:
+        return False
+    print(f"convtrain {command}: refusing to listen on {host} without tokens: anyone who reaches it could train, "
+          "read and delete jobs. Create one with `convtrain token create NAME` and set CONVTRAIN_TOKENS_FILE, "
+          "or pass --insecure.", file=sys.stderr)
+    return True
+
+
+def exec_api(config: Config, *, host: str, port: int, processes: int, insecure: bool = False) -> int:
     if not config.redis_url:
         print("convtrain api: set CONVTRAIN_REDIS_URL (or use `convtrain serve`)", file=sys.stderr)
+        return 2
+    if refuse_public_without_tokens(config, host, insecure, "api"):
         return 2
     args = gunicorn_args(host, port, processes)
     os.execv(args[0], args)
@@ -43,16 +58,10 @@ def _spawn(args: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL)
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 def run(config: Config, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
         insecure: bool = False) -> int:
     """Run until Ctrl-C or SIGTERM, then stop everything cleanly (workers checkpoint and requeue)."""
-    if not config.tokens_file and host not in LOOPBACK and not insecure:
-        print(f"convtrain serve: refusing to listen on {host} without tokens: anyone who reaches it could train, "
-              "read and delete jobs. Create one with `convtrain token create NAME` and set CONVTRAIN_TOKENS_FILE, "
-              "or pass --insecure.", file=sys.stderr)
+    if refuse_public_without_tokens(config, host, insecure, "serve"):
         return 2
     configure("INFO")
     config.home.mkdir(parents=True, exist_ok=True)

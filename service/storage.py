@@ -20,7 +20,7 @@ class Artifacts:
 
     def path(self, job_id: str, name: str) -> str:
         for part in (job_id, *name.split("/")):
-            if not _SAFE.match(part) or part in (".", ".."):
+            if not _SAFE.fullmatch(part) or part in (".", ".."):
                 raise ValueError(f"unsafe artifact name {part!r}")
         return f"{self.root.rstrip('/')}/{job_id}/{name}"
 

@@ -354,6 +354,10 @@ def plan(spec: SweepSpec, config: Config) -> list[Planned]:
     for variant in spec.variants:
         request = {**variant.request, "name": job_name(spec.name, variant.name, 0, spec.repeats)}
         try:
+            if "init" in request:
+                # Starting weights need the owner checks of POST /v1/jobs (service/initial_weights.py).
+                raise InvalidSpec([SpecError("init", "a sweep cannot start from given weights; submit such jobs "
+                                                     "one by one with POST /v1/jobs")])
             accepted, network = load_job_request(request, config)
         except InvalidSpec as exc:
             bad.append(variant.name)

@@ -12,10 +12,10 @@ from collections import OrderedDict
 
 import torch
 
-from service.netspec import analyze
 from service.predictions import QUEUE, answer
 from worker import imaging
 from worker.data import center_crop, to_input
+from worker.exports import load_net
 from worker.model import Net
 
 log = logging.getLogger("convtrain.predict")
@@ -66,9 +66,7 @@ class Predictor(threading.Thread):
         if key not in self.models:
             saved = torch.load(io.BytesIO(self.ctx.artifacts.get(job_id, info["file"])), map_location="cpu",
                                weights_only=True)
-            net = Net(analyze(saved["network"]))
-            net.load_state_dict(saved["state_dict"])
-            self.models[key] = net.eval()
+            self.models[key] = load_net(saved)
             while len(self.models) > CACHED_MODELS:
                 self.models.popitem(last=False)
         self.models.move_to_end(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -97,11 +98,15 @@ class Heartbeat(threading.Thread):
 def run_job(ctx: WorkerContext, job_id: str) -> str:
     """Train job `job_id` if no one else is; return what happened (started jobs: their final state)."""
     cfg = ctx.config
-    start = patiently(ctx.store.start, job_id, ctx.name, cfg.lease_seconds, cfg.max_attempts)
+    token = secrets.token_hex(8)  # one per attempt, so a retried start recognises its own lease
+    start = patiently(ctx.store.start, job_id, ctx.name, cfg.lease_seconds, cfg.max_attempts, token)
     if start.outcome != "started":
         log.info("job %s: not started (%s)", job_id, start.outcome, extra={"job_id": job_id})
+        if start.outcome == "failed":  # too many lost workers: the timeline says so too
+            quietly(ctx.store.add_event, job_id, "failed", error=ctx.store.get(job_id)["error"])
+        elif start.outcome == "cancelled":
+            quietly(ctx.store.add_event, job_id, "cancelled", reason="cancelled before it started")
         return start.outcome
-    token = start.token
     beat = Heartbeat(ctx, job_id, token)
     beat.start()
     try:
@@ -118,17 +123,18 @@ def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Hear
     log.info("job %s: attempt %d on %s", job_id, attempt, ctx.name, extra={"job_id": job_id})
     try:
         device = request.get("device", "auto")
-        device = ctx.device if device == "auto" else ("cuda" if device == "gpu" else device)
+        device = ctx.device if device == "auto" else device
         state = None
         if record.get("checkpoint"):
             state = load_state(ctx.artifacts.get(job_id, record["checkpoint"]))
         network = analyze(request["network"], cfg.limits)
-        initial = None if state is not None else initial_state(request, network.layers, ctx.artifacts, job_id)  # init
+        initial = None if state is not None else initial_state(request, network.layers, ctx.artifacts, job_id)
         training = Training(request, network, data_dir=cfg.data_path, device=device, state=state, initial=initial)
         quietly(store.update, job_id, token, device=str(training.device))
         event = "resumed" if state is not None else "started"
         quietly(store.add_point, job_id, token, {"event": event, "examples": training.examples, "attempt": attempt})
         result = training.run(_hooks(ctx, job_id, token, beat, training))
+        return _succeed(ctx, job_id, token, training, result)
     except Interrupted as stop:
         return _interrupted(ctx, job_id, token, stop)
     except Diverged as exc:
@@ -143,6 +149,11 @@ def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Hear
         log.exception("job %s failed", job_id, extra={"job_id": job_id})
         return _fail(store, job_id, token, "internal", f"{type(exc).__name__}: {exc}")
 
+
+
+def _succeed(ctx: WorkerContext, job_id: str, token: str, training: Training, result: dict) -> str:
+    """Store the model, its exports and test predictions; then the job has succeeded."""
+    store = ctx.store
     weights = training.weights()
     blob = save_state(weights)
     ctx.artifacts.put(job_id, MODEL_FILE, blob)
@@ -151,8 +162,11 @@ def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Hear
     model = {"file": MODEL_FILE, "format": "pt", "bytes": len(blob), "sha256": sha256(blob)}
     model["exports"] = store_exports(ctx.artifacts, job_id, weights, blob)  # every format (worker/exports.py)
     quietly(store.add_point, job_id, token, {"event": "finished", "examples": training.examples, "result": result})
+    checkpoint = quietly(store.checkpoint_name, job_id)
     if patiently(store.finish, job_id, token, "succeeded", result=result, model=model, examples_seen=training.examples):
         log.info("job %s succeeded: test_acc %.4f", job_id, result["test_acc"], extra={"job_id": job_id})
+        if checkpoint:
+            ctx.artifacts.remove(job_id, checkpoint)  # nothing will resume a finished job
         return "succeeded"
     return "lost"
 
@@ -177,11 +191,12 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, trainin
         _checkpoint(ctx, job_id, token, state)
 
     def on_snapshot(snapshot, examples: int) -> None:
-        number = (quietly(store.snapshot_count, job_id) or 0) + 1
+        number = quietly(store.add_snapshot, job_id, token, snapshot.stats, examples)
+        if not number:  # Redis unreachable, or fenced out
+            return
         for name, png in snapshot.images.items():
             ctx.artifacts.put(job_id, f"snapshots/{number}/{name}", png)
-        if quietly(store.add_snapshot, job_id, token, snapshot.stats, examples):
-            quietly(store.add_point, job_id, token, {"event": "snapshot", "snapshot": number, "examples": examples})
+        quietly(store.add_point, job_id, token, {"event": "snapshot", "snapshot": number, "examples": examples})
 
     def poll() -> str | None:
         if beat.lost.is_set():

@@ -33,7 +33,7 @@ class Hooks:
     """What the loop reports to and asks of its caller; every hook is optional."""
 
     on_metrics: Callable[[dict], None] | None = None  # one metric point
-    on_event: Callable[[dict], None] | None = None  # trainer changes, validation, checkpoints
+    on_event: Callable[[dict], None] | None = None  # live trainer changes, as they are applied
     on_checkpoint: Callable[[dict], None] | None = None  # a resumable state, every checkpoint_seconds
     on_snapshot: Callable[[snapshots.Snapshot, int], None] | None = None  # layer views of the probe, and examples
     poll: Callable[[], str | None] | None = None  # "cancel", "pause" or "shutdown" stops the loop
@@ -102,10 +102,9 @@ class Training:
         seed = int(request["seed"])
         torch.manual_seed(seed)  # model initialisation and dropout masks
         self.model = Net(self.network).to(self.device)
-        # --- init: start from given weights (a state dict, or the request's inline ConvNetJS snapshot) ---
         if state is None and (initial is not None or request.get("init")):
+            # Given weights: a state dict, or the request's inline ConvNetJS snapshot.
             self.model.load_state_dict(initial if initial is not None else initial_state(request, self.network.layers))
-        # --- end init ---
         trainer = dict(request["trainer"])
         self.hyper = {k: trainer[k] for k in TRAINER_LIVE_FIELDS}
         self.optimizer = ConvNetJSOptimizer(self.model.param_groups(), **trainer)

@@ -14,12 +14,11 @@ from service.api.body import json_body
 from service.api.errors import Problem
 from service.api.security import owns, principal
 from service.celery_app import TRAIN_TASK, queue_for
-from service.jobs import STATUSES, TERMINAL, JobNotFound, new_id
+from service.jobs import ID, STATUSES, TERMINAL, JobNotFound, new_id
 from service.schemas import load_job_request, load_trainer_patch
 from service.series import downsample
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
-_ID = re.compile(r"^[0-9a-f]{8,40}$")
 
 
 def _services():
@@ -27,7 +26,7 @@ def _services():
 
 
 def _job(job_id: str) -> dict:
-    if not _ID.match(job_id):
+    if not ID.fullmatch(job_id):
         raise Problem(404, "Not Found", f"no job {job_id!r}")
     try:
         job = _services().store.get(job_id)
@@ -111,22 +110,27 @@ def submit():
         raise Problem(400, "Bad Request", "Idempotency-Key must be 1 to 200 visible ASCII characters")
     # init {"job": ID} (service/initial_weights.py): the job must be one this caller can see.
     job_request, network = initial_weights.load_request(body, s.config, _visible_job, load_job_request)
-    job_id = None
+    job_id, claimed = new_id(), None
     if key:
-        job_id = new_id()
+        # Keys are per principal: another tenant's key neither collides with yours nor reveals its job.
+        claimed = f"{principal().name}:{key}"
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        existing = s.store.claim_idempotency(key, digest, job_id)
+        existing = s.store.claim_idempotency(claimed, digest, job_id)
         if existing:
             old_id, old_digest = existing
             if old_digest != digest:
                 raise Problem(409, "Conflict", "this Idempotency-Key was used with a different body")
             if s.store.exists(old_id):
-                job = s.store.get(old_id)
-                return job, 200, {"Location": url_for("jobs.read", job_id=old_id)}
-    check_quota([(job_request, network.params)])  # after the idempotency check: a replay is not a new submit
-    job_id = job_id or new_id()
-    initial_weights.store_snapshot(job_request, s.artifacts, job_id)  # a snapshot in init: kept as an artifact
-    job = create(job_request, network.as_dict(), job_id)
+                return _job(old_id), 200, {"Location": url_for("jobs.read", job_id=old_id)}
+            job_id = old_id  # the first submit with this key did not complete: complete it under its id
+    try:
+        check_quota([(job_request, network.params)])  # after the idempotency check: a replay is not a new submit
+        initial_weights.store_snapshot(job_request, s.artifacts, job_id)  # a snapshot in init: kept as an artifact
+        job = create(job_request, network.as_dict(), job_id)
+    except Exception:
+        if claimed and not s.store.exists(job_id):
+            s.store.release_idempotency(claimed)  # a refused submit does not use up its key
+        raise
     publish(job)
     return job, 202, {"Location": url_for("jobs.read", job_id=job["id"])}
 

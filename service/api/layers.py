@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 
 from service.api.errors import Problem
 from service.api.jobs import _int_arg, _job
@@ -50,7 +50,9 @@ def picture(job_id: str, index: int, kind: str):
         data = current_app.extensions["convtrain"].artifacts.get(job_id, f"snapshots/{number}/layer-{index}-{kind}.png")
     except FileNotFoundError:
         raise Problem(404, "Not Found", "the picture is missing from the artifact store") from None
-    return Response(data, mimetype="image/png", headers={"Cache-Control": "public, max-age=86400"})
+    # A numbered snapshot never changes; "the latest" does. Private: the picture belongs to one tenant.
+    cache = "private, max-age=86400, immutable" if "snapshot" in request.args else "private, no-cache"
+    return Response(data, mimetype="image/png", headers={"Cache-Control": cache})
 
 
 @bp.get("/<job_id>/predictions")

@@ -11,11 +11,10 @@ from service.api.body import json_body
 from service.api.errors import Problem
 from service.api.jobs import _cursor_arg, _int_arg, check_quota, create, publish
 from service.api.security import owns, principal
-from service.jobs import TERMINAL, new_id, now
+from service.jobs import ID, TERMINAL, new_id, now
 from service.netspec import InvalidSpec
 
 bp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps")
-_ID = re.compile(r"^[0-9a-f]{8,40}$")
 FORMATS = {"md": "text/markdown", "csv": "text/csv", "png": "image/png"}
 
 
@@ -28,7 +27,7 @@ def _store() -> sweeps.SweepStore:
 
 
 def _record(sweep_id: str) -> sweeps.SweepRecord:
-    if not _ID.match(sweep_id):
+    if not ID.fullmatch(sweep_id):
         raise Problem(404, "Not Found", f"no sweep {sweep_id!r}")
     try:
         record = _store().get(sweep_id)

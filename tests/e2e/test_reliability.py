@@ -227,3 +227,17 @@ def test_a_diverging_job_fails_with_the_example_count(own_service):
     job = wait_status(client, job["id"], ("failed", "succeeded"), timeout=60)
     assert job["status"] == "failed" and job["error"]["type"] == "diverged"
     assert 0 < job["error"]["examples"] < 20_000
+
+
+def test_a_job_whose_task_was_never_published_is_republished(own_service):
+    """The API stored the job but died before publishing its task: the reaper sends it again."""
+    svc = own_service
+    svc.env["CONVTRAIN_REPUBLISH_SECONDS"] = "1"
+    store = JobStore.from_url(svc.url)
+    from service import schemas
+
+    request, network = schemas.load_job_request(long_job(500), svc.config)
+    job = store.create(request, network.as_dict(), queue="auto")  # and no send_task
+    svc.start_worker("late")
+    client = api(svc)
+    assert wait_status(client, job["id"], ("succeeded", "failed"), timeout=60)["status"] == "succeeded"

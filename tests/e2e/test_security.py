@@ -267,3 +267,55 @@ def test_tls_urls_configure_tls():
     assert app.conf.broker_use_ssl["ssl_cert_reqs"] is not None
     store = JobStore.from_url("rediss://:pw@redis.example:6380/0")
     assert store.r.connection_pool.connection_class.__name__ == "SSLConnection"
+
+
+def test_idempotency_keys_belong_to_their_principal(secured):
+    _, client, tokens = secured
+    body = small()
+    alice = client.post("/v1/jobs", json=body, headers={**bearer(tokens["alice"]), "Idempotency-Key": "k1"})
+    bob = client.post("/v1/jobs", json=body, headers={**bearer(tokens["bob"]), "Idempotency-Key": "k1"})
+    assert alice.status_code == bob.status_code == 202
+    assert bob.get_json()["id"] != alice.get_json()["id"] and bob.get_json()["owner"] == "bob"
+    again = client.post("/v1/jobs", json=body, headers={**bearer(tokens["alice"]), "Idempotency-Key": "k1"})
+    assert again.status_code == 200 and again.get_json()["id"] == alice.get_json()["id"]
+
+
+def test_a_refused_submit_does_not_use_up_its_idempotency_key(secured):
+    _, client, tokens = secured
+    headers = {**bearer(tokens["bob"]), "Idempotency-Key": "retry-me"}
+    assert client.post("/v1/jobs", json=small(60_000), headers=headers).status_code == 429  # over bob's quota
+    accepted = client.post("/v1/jobs", json=small(300), headers=headers)
+    assert accepted.status_code == 202  # the key was released: a corrected request may use it
+
+
+def test_a_sweep_cannot_start_from_weights(secured):
+    _, client, tokens = secured
+    body = {"base": {**small(), "init": {"job": "0123456789abcdef"}}, "variants": [{"name": "a", "patch": {}}]}
+    response = client.post("/v1/sweeps", json=body, headers=bearer(tokens["alice"]))
+    assert response.status_code == 422 and any(e["path"] == "init" for e in response.get_json()["errors"])
+
+
+def test_api_refuses_a_public_address_without_tokens(tmp_path, capsys):
+    from service.config import Config
+    from service.serve import exec_api
+
+    assert exec_api(Config(home=tmp_path, redis_url="redis://127.0.0.1:1/0"), host="0.0.0.0", port=1, processes=1) == 2
+    assert "refusing" in capsys.readouterr().err
+
+
+def test_a_removed_tokens_file_locks_everyone_out(secured, tmp_path):
+    svc, client, tokens = secured
+    (tmp_path / "tokens.json").unlink()
+    response = client.get("/v1/jobs", headers=bearer(tokens["root"]))
+    assert response.status_code == 401
+
+
+def test_latest_layer_pictures_are_private_and_not_cached(secured):
+    svc, client, tokens = secured
+    svc.start_worker("w")
+    job = client.post("/v1/jobs", json=small(600), headers=bearer(tokens["alice"])).get_json()
+    wait_status_as(client, job["id"], tokens["alice"], ("succeeded",))
+    latest = client.get(f"/v1/jobs/{job['id']}/layers/1/filters.png", headers=bearer(tokens["alice"]))
+    numbered = client.get(f"/v1/jobs/{job['id']}/layers/1/filters.png?snapshot=1", headers=bearer(tokens["alice"]))
+    assert latest.headers["Cache-Control"] == "private, no-cache"
+    assert numbered.headers["Cache-Control"].startswith("private, max-age=")

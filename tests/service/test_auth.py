@@ -55,3 +55,13 @@ def test_token_create_command(tmp_path, capsys, monkeypatch):
     token = capsys.readouterr().out.strip()
     assert token.startswith("ct_") and auth.TokenFile(path).authenticate(token).role == "admin"
     assert json.loads(path.read_text())["tokens"][0]["principal"] == "carol"
+
+
+def test_quota_overrides_must_be_whole_numbers(tmp_path):
+    path = tmp_path / "tokens.json"
+    auth.create(path, "alice")
+    data = json.loads(path.read_text())
+    data["tokens"][0]["quotas"] = {"active_jobs": "lots"}
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError):
+        auth.TokenFile(path).entries()
