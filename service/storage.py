@@ -38,12 +38,6 @@ class Artifacts:
         with self.fs.open(self.path(job_id, name), "rb") as f:
             return f.read()
 
-    def open(self, job_id: str, name: str):
-        return self.fs.open(self.path(job_id, name), "rb")
-
-    def exists(self, job_id: str, name: str) -> bool:
-        return self.fs.exists(self.path(job_id, name))
-
     def delete_job(self, job_id: str) -> None:
         folder = self.path(job_id, "x").rsplit("/", 1)[0]
         if self.fs.exists(folder):

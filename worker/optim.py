@@ -6,12 +6,13 @@ from numbers import Real
 
 import torch
 
-METHODS = ("sgd", "adam", "adagrad", "adadelta", "windowgrad", "nesterov")
-HYPER_NAMES = ("learning_rate", "momentum", "batch_size", "l1_decay", "l2_decay")
+from service.schemas import METHODS, SMALL_EPS_METHODS
+from service.schemas import TRAINER_LIVE_FIELDS as HYPER_NAMES
+
 _CONST_NAMES = ("ro", "eps", "beta1", "beta2")
 # npm convnetjs 0.3.0 defaults eps to 1e-6 (it has no adam/nesterov); the later
 # upstream trainer that added adam defaults to 1e-8.
-_EPS_DEFAULTS = {"adadelta": 1e-6, "adagrad": 1e-6, "windowgrad": 1e-6}
+_EPS_DEFAULTS = dict.fromkeys(SMALL_EPS_METHODS, 1e-6)
 # A typo such as "l2_decay_multiplier" would otherwise be silently ignored.
 _GROUP_KEYS = {"params", "param_names", "l1_decay_mul", "l2_decay_mul"}
 
