@@ -246,16 +246,16 @@ def test_a_password_protected_redis_works_end_to_end(tmp_path):
 
     secret = EmbeddedRedis(tmp_path / "redis", password="s3cret-pw")
     secret.start()
+    svc = Service(tmp_path, secret.url)
     try:
-        svc = Service(tmp_path, secret.url)
         svc.start_worker("pw-worker")
         client = create_app(svc.config, svc.url).test_client()
         job = client.post("/v1/jobs", json=small(300)).get_json()
         assert wait_status(client, job["id"], ("succeeded", "failed"))["status"] == "succeeded"
         anonymous = create_app(svc.config, secret.url.replace(":s3cret-pw@", "")).test_client()
         assert anonymous.get("/v1/jobs").status_code == 503  # NOAUTH is an unreachable store, not a 500
-        svc.stop_workers()
     finally:
+        svc.stop_workers()
         secret.stop()
 
 
