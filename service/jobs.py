@@ -122,6 +122,21 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2], 'worker', '')
 return 1
 """
 
+# add_snapshot(job, lease, snapshots) args: token, stats: returns the snapshot's number (fenced)
+_ADD_SNAPSHOT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+return redis.call('RPUSH', KEYS[3], ARGV[2])
+"""
+
+# take_patch(job, lease) args: token: the pending live trainer changes, cleared (fenced)
+_TAKE_PATCH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
+local patch = redis.call('HGET', KEYS[1], 'trainer_patch')
+if not patch or patch == '' then return false end
+redis.call('HSET', KEYS[1], 'trainer_patch', '')
+return patch
+"""
+
 # reap(job, lease, running) args: id, now: a running job whose lease expired goes back to the queue
 _REAP = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -190,7 +205,7 @@ class JobStore:
         self._scripts = {name: client.register_script(src) for name, src in (
             ("start", _START), ("heartbeat", _HEARTBEAT), ("update", _UPDATE), ("add_point", _ADD_POINT),
             ("finish", _FINISH), ("release", _RELEASE), ("reap", _REAP), ("cancel", _CANCEL),
-            ("pause", _PAUSE), ("resume", _RESUME))}
+            ("pause", _PAUSE), ("resume", _RESUME), ("add_snapshot", _ADD_SNAPSHOT), ("take_patch", _TAKE_PATCH))}
 
     @classmethod
     def from_url(cls, url: str, **kwargs) -> "JobStore":
@@ -225,7 +240,9 @@ class JobStore:
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id), mapping=record)
         # Unrounded, so that jobs created in one millisecond (a sweep) keep distinct cursor scores.
-        pipe.zadd(f"{PREFIX}jobs", {job_id: time.time()})
+        score = time.time()
+        pipe.zadd(f"{PREFIX}jobs", {job_id: score})
+        pipe.zadd(self._owned(owner), {job_id: score})  # a tenant's listing reads only its own jobs
         pipe.execute()
         return self.get(job_id)
 
@@ -250,8 +267,9 @@ class JobStore:
         """Newest first; `cursor` is the created_at score to continue below."""
         out: list[dict] = []
         top = f"({cursor}" if cursor is not None else "+inf"
+        index = f"{PREFIX}jobs" if owner is None else self._owned(owner)
         while len(out) < limit:
-            ids = self.r.zrevrangebyscore(f"{PREFIX}jobs", top, "-inf", start=0, num=limit * 2, withscores=True)
+            ids = self.r.zrevrangebyscore(index, top, "-inf", start=0, num=limit * 2, withscores=True)
             if not ids:
                 return out, None
             pipe = self.r.pipeline()
@@ -266,8 +284,14 @@ class JobStore:
                     return out, repr(score)
         return out, None
 
+    @staticmethod
+    def _owned(owner: str) -> str:
+        return f"{PREFIX}jobs:owner:{owner}"
+
     def delete(self, job_id: str) -> None:
+        owner = self.r.hget(self.key(job_id), "owner") or ""
         pipe = self.r.pipeline()
+        pipe.zrem(self._owned(owner), job_id)
         pipe.delete(self.key(job_id), self.key(job_id, "metrics"), self.key(job_id, "lease"),
                     self.key(job_id, "snapshots"))
         pipe.zrem(f"{PREFIX}jobs", job_id)
@@ -321,12 +345,9 @@ class JobStore:
 
     def add_snapshot(self, job_id: str, token: str, stats: list[dict], examples: int) -> int:
         """Record a snapshot's layer statistics (fenced); return its number, counting from 1."""
-        script = """
-        if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-        return redis.call('RPUSH', KEYS[3], ARGV[2])
-        """
         keys = self._keys(job_id)[:2] + [self.key(job_id, "snapshots")]
-        return int(self.r.eval(script, 3, *keys, token, json.dumps({"examples": examples, "layers": stats})))
+        return int(self._scripts["add_snapshot"](keys=keys, args=[token, json.dumps({"examples": examples,
+                                                                                     "layers": stats})]))
 
     def snapshot_count(self, job_id: str) -> int:
         return int(self.r.llen(self.key(job_id, "snapshots")))
@@ -359,15 +380,8 @@ class JobStore:
         return {"cancel": cancel == "1", "pause": pause == "1", "trainer_patch": patch}
 
     def take_trainer_patch(self, job_id: str, token: str) -> dict | None:
-        """Read and clear pending trainer changes, applying them to the stored request."""
-        script = """
-        if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
-        local patch = redis.call('HGET', KEYS[1], 'trainer_patch')
-        if not patch or patch == '' then return false end
-        redis.call('HSET', KEYS[1], 'trainer_patch', '')
-        return patch
-        """
-        raw = self.r.eval(script, 2, self.key(job_id), self.key(job_id, "lease"), token)
+        """Read and clear pending trainer changes (they are in the stored request already)."""
+        raw = self._scripts["take_patch"](keys=self._keys(job_id)[:2], args=[token])
         return json.loads(raw) if raw else None
 
     def patch_trainer(self, job_id: str, changes: dict) -> str:
