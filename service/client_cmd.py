@@ -7,7 +7,6 @@ cancelled), 2 when the service cannot be reached.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -19,9 +18,11 @@ from urllib.parse import quote, unquote
 
 import requests
 
+from service.config import Config
+from service.netspec import InvalidSpec
 from service.text import duration
+from service.validate_cmd import read_body
 
-DEMO_EXAMPLES = 30_000  # the demo's budget for a pasted `.js` network
 TIMEOUT = 30  # seconds for one HTTP request
 POLL_SECONDS = 0.25  # watch on a terminal: about 4 polls a second
 PLAIN_EVERY = 5.0  # watch without a terminal: one line every this many seconds
@@ -211,21 +212,11 @@ def summary(job: dict) -> str:
 # --- the commands -------------------------------------------------------------------
 
 def _read_request(path: str) -> Any:
-    """The body FILE stands for: demo source (`.js`) with the demo's budget, else its JSON as is."""
+    """The body FILE stands for (service/validate_cmd.py), as a ClientError when it cannot be read."""
     try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ClientError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ClientError(f"{path} is not UTF-8 text") from None
-    if Path(path).suffix.lower() == ".js":
-        return {"name": Path(path).stem[:200], "convnetjs": text, "budget": {"examples": DEMO_EXAMPLES}}
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ClientError(f"{path} is not valid JSON: {exc}") from None
+        return read_body(path, Config(), demo_budget=True)
+    except InvalidSpec as exc:
+        raise ClientError(exc.errors[0].message) from None
 
 
 def submit(client: Client, args) -> int:

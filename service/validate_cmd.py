@@ -85,24 +85,31 @@ def validate_body(body: Any, config: Config) -> tuple[int, dict]:
         return 422, {"errors": [e.as_dict() for e in exc.errors]}
 
 
-def _read(path: str, config: Config) -> Any:
-    """The body a file stands for: demo source for `.js`, else its JSON."""
+DEMO_EXAMPLES = 30_000  # the demo's budget for a pasted `.js` network
+
+
+def read_body(path: str, config: Config, *, demo_budget: bool = False) -> Any:
+    """The body FILE stands for: demo source for `.js` (named after the file, with the demo's budget when
+    `demo_budget`), else its JSON. Raise InvalidSpec with path "" for an unreadable file."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise InvalidSpec([SpecError("", f"cannot read {path}: {exc.strerror or exc}")]) from None
     if Path(path).suffix.lower() == ".js":
         try:
-            return {"convnetjs": raw.decode("utf-8")}
+            body = {"name": Path(path).stem[:200], "convnetjs": raw.decode("utf-8")}
         except UnicodeDecodeError:
             raise InvalidSpec([SpecError("", f"{path} is not UTF-8 text")]) from None
+        if demo_budget:
+            body["budget"] = {"examples": DEMO_EXAMPLES}
+        return body
     return parse_json(raw, config)
 
 
 def run(path: str, as_json: bool, config: Config) -> int:
     """Validate FILE and print the network's table (or JSON); return the exit status, 1 on any error."""
     try:
-        network = check(_read(path, config), config)
+        network = check(read_body(path, config), config)
     except InvalidSpec as exc:
         if as_json:
             print(json.dumps({"errors": [e.as_dict() for e in exc.errors]}, indent=2, ensure_ascii=False))

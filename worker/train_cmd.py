@@ -13,16 +13,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from service.config import Config
 from service.datasets import DatasetError
-from service.netspec import InvalidSpec, SpecError
+from service.netspec import InvalidSpec
 from service.schemas import load_job_request
 from service.text import duration
-from service.validate_cmd import parse_json
+from service.validate_cmd import read_body
 
-DEMO_EXAMPLES = 30_000  # the demo's budget for a pasted `.js` network
 RESULT_KEYS = ("examples_seen", "train_acc", "val_acc", "test_acc", "class_loss", "l2_loss",
                "examples_per_second", "seconds")
 BAR_WIDTH = 20
@@ -30,21 +29,6 @@ BAR_WIDTH = 20
 
 class CommandError(Exception):
     """A problem to report as one line on stderr, exit status 1."""
-
-
-def read_body(path: str, config: Config) -> dict | Any:
-    """The job request FILE stands for: demo source for `.js` (with the demo's budget), else its JSON."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise InvalidSpec([SpecError("", f"cannot read {path}: {exc.strerror or exc}")]) from None
-    if Path(path).suffix.lower() == ".js":
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidSpec([SpecError("", f"{path} is not UTF-8 text")]) from None
-        return {"convnetjs": text, "budget": {"examples": DEMO_EXAMPLES}}
-    return parse_json(raw, config)
 
 
 def _set_threads(threads: int | None) -> None:
@@ -162,7 +146,7 @@ class ProgressBar:
 def run(args, config: Config) -> int:
     """Validate, train and report; 0 on success, 1 on any error (printed as one line, or one per field)."""
     try:
-        body = read_body(args.file, config)
+        body = read_body(args.file, config, demo_budget=True)
         if isinstance(body, dict):
             body = dict(body)
             if args.examples is not None:

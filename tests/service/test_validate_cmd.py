@@ -35,7 +35,7 @@ def test_all_six_examples_are_there():
 @pytest.mark.parametrize("name", [*JSON_EXAMPLES, "net1-default.js"])
 def test_text_output_on_the_examples(name, capsys):
     status, out = run(EXAMPLES / name, False, capsys)
-    network = validate_cmd.check(validate_cmd._read(str(EXAMPLES / name), CONFIG), CONFIG)
+    network = validate_cmd.check(validate_cmd.read_body(str(EXAMPLES / name), CONFIG), CONFIG)
     assert status == 0
     assert out.startswith(netspec.table(network) + "\n")
     assert out.splitlines()[0].split() == ["#", "layer", "type", "output", "params", "macs"]
