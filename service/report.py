@@ -10,6 +10,8 @@ import io
 import math
 import statistics
 
+from service.text import duration
+
 # key, Markdown header, how the Markdown cell shows it
 COLUMNS = (
     ("variant", "variant", "text"),
@@ -66,17 +68,6 @@ def rows(variants: list[dict], jobs: dict[str, dict | None]) -> list[dict]:
 # --- text ------------------------------------------------------------------------------------------
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
-
-
 def _cell(row: dict, key: str, kind: str) -> str:
     value = row.get(key)
     if kind == "text":
@@ -115,7 +106,7 @@ def markdown(sweep: dict) -> str:
     jobs = sweep["progress"]["jobs"]
     heading = f"## Sweep {sweep['name']}" if sweep.get("name") else f"## Sweep {sweep['id']}"
     context = (f"{len(sweep['variants'])} variants × {sweep['repeats']} repeats = {jobs} jobs, {sweep['status']}; "
-               f"wall time {duration(sweep.get('wall_seconds'))} from submit to "
+               f"wall time {duration(sweep.get('wall_seconds'), words=True)} from submit to "
                + ("the last job's end." if sweep["status"] != "running" else "now (still running)."))
     return "\n".join([heading, "", context, "", markdown_table(sweep["table"]), "", NOTE, ""])
 
