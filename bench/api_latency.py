@@ -101,6 +101,20 @@ def start_worker(env: dict, folder: Path, store: JobStore, name: str = "bench-wo
     raise RuntimeError(f"worker did not start: {log_path.read_text()[-3000:]}")
 
 
+def start_service(folder: Path, data_dir: Path) -> tuple[EmbeddedRedis, JobStore, dict, subprocess.Popen]:
+    """A redis-server and one worker on it; the caller stops both (stop_process, redis_server.stop)."""
+    redis_server = EmbeddedRedis(folder / "redis")
+    url = redis_server.start()
+    store = JobStore.from_url(url)
+    env = {**os.environ, "CONVTRAIN_REDIS_URL": url, "CONVTRAIN_HOME": str(folder / "home"),
+           "CONVTRAIN_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    try:
+        return redis_server, store, env, start_worker(env, folder, store)
+    except Exception:
+        redis_server.stop()
+        raise
+
+
 def start_api(env: dict, folder: Path, port: int, processes: int, threads: int,
               access_log: Path | None = None, worker_class: str = "gevent") -> subprocess.Popen:
     log_path = folder / f"api-{worker_class}-{processes}x{threads}.log"
@@ -347,18 +361,12 @@ def main(argv=None) -> int:
     configs = parse_configs(args.configs or f"{args.processes}x{args.threads}", args.worker_nice)
 
     folder = Path(tempfile.mkdtemp(prefix="convtrain-api-bench-"))
-    redis_server = EmbeddedRedis(folder / "redis")
-    worker = api = None
-    store = None
+    api = None
     long_jobs: list[str] = []
     small_jobs: list[str] = []
     results: list[tuple[tuple[int, int], dict]] = []
+    redis_server, store, env, worker = start_service(folder, args.data_dir)
     try:
-        url = redis_server.start()
-        store = JobStore.from_url(url)
-        env = {**os.environ, "CONVTRAIN_REDIS_URL": url, "CONVTRAIN_HOME": str(folder / "home"),
-               "CONVTRAIN_DATA_DIR": str(args.data_dir), "PYTHONUNBUFFERED": "1"}
-        worker = start_worker(env, folder, store)
         port = free_port()
         base = f"http://{HOST}:{port}"
         print(f"{os.cpu_count()} CPUs; {args.clients} pollers every {args.interval or 'no'} s"
@@ -405,21 +413,20 @@ def main(argv=None) -> int:
         return 0
     finally:
         stop_process(api)
-        if store is not None:
-            for job_id in long_jobs + small_jobs:
-                try:
-                    store.cancel(job_id)
-                except (RedisError, JobNotFound) as exc:
-                    print(f"could not cancel job {job_id}: {exc}", file=sys.stderr)
-            # Let the worker see the cancel flag, so it does not checkpoint and requeue on SIGTERM.
-            deadline = time.monotonic() + 5
-            while long_jobs and time.monotonic() < deadline:
-                try:
-                    if store.get(long_jobs[-1])["status"] in TERMINAL:
-                        break
-                except (RedisError, JobNotFound):
+        for job_id in long_jobs + small_jobs:
+            try:
+                store.cancel(job_id)
+            except (RedisError, JobNotFound) as exc:
+                print(f"could not cancel job {job_id}: {exc}", file=sys.stderr)
+        # Let the worker see the cancel flag, so it does not checkpoint and requeue on SIGTERM.
+        deadline = time.monotonic() + 5
+        while long_jobs and time.monotonic() < deadline:
+            try:
+                if store.get(long_jobs[-1])["status"] in TERMINAL:
                     break
-                time.sleep(0.1)
+            except (RedisError, JobNotFound):
+                break
+            time.sleep(0.1)
         stop_process(worker, timeout=30)
         redis_server.stop()
         if args.keep:

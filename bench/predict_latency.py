@@ -26,10 +26,17 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api_latency import HOST, default_data_dir, job_body, percentile, start_api, start_worker, stop_process  # noqa: E402
+from api_latency import (  # noqa: E402
+    HOST,
+    default_data_dir,
+    job_body,
+    percentile,
+    start_api,
+    start_service,
+    stop_process,
+)
 
-from service.embedded import EmbeddedRedis, free_port  # noqa: E402
-from service.jobs import JobStore  # noqa: E402
+from service.embedded import free_port  # noqa: E402
 
 
 def digits(data_dir: Path, count: int) -> list[tuple[bytes, int]]:
@@ -55,14 +62,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="convtrain-predict-bench-"))
-    redis_server = EmbeddedRedis(folder / "redis")
-    worker = api = None
+    api = None
+    redis_server, _, env, worker = start_service(folder, args.data_dir)
     try:
-        url = redis_server.start()
-        store = JobStore.from_url(url)
-        env = {**os.environ, "CONVTRAIN_REDIS_URL": url, "CONVTRAIN_HOME": str(folder / "home"),
-               "CONVTRAIN_DATA_DIR": str(args.data_dir), "PYTHONUNBUFFERED": "1"}
-        worker = start_worker(env, folder, store)
         port = free_port()
         api = start_api(env, folder, port, 2, 16)
         base = f"http://{HOST}:{port}"

@@ -104,6 +104,30 @@ def own_service(tmp_path):
     svc.close()
 
 
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server with no worker, for tests where the store plays the worker's part."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("bare-redis"))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def stored(tmp_path, redis_url):
+    """A test client on an empty Redis and no worker, every response checked against openapi.yaml;
+    and the app's services."""
+    from service.api import create_app
+    from tests import openapi_check
+
+    application = create_app(Config(home=tmp_path), redis_url)
+    application.testing = True
+    violations = openapi_check.install(application)
+    services = application.extensions["convtrain"]
+    services.store.r.flushdb()
+    yield application.test_client(), services
+    assert not violations, "\n".join(violations)
+
+
 @pytest.fixture
 def app(service):
     from service.api import create_app

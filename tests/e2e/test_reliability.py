@@ -148,14 +148,20 @@ def test_redis_restart_while_training_loses_nothing(own_service, capsys):
     assert {first["id"], *others} <= listed
 
 
-def test_cancel_while_the_job_is_being_recovered(own_service):
-    svc = own_service
+def killed_while_training(svc):
+    """Submit a long job, let a worker start training it, and SIGKILL that worker."""
     victim = svc.start_worker("victim")
     client = api(svc)
     job = client.post("/v1/jobs", json=long_job()).get_json()
     wait_for(lambda: running_on(client, job["id"], "victim"), what="job running")
     victim.send_signal(signal.SIGKILL)
     victim.wait()
+    return client, job
+
+
+def test_cancel_while_the_job_is_being_recovered(own_service):
+    svc = own_service
+    client, job = killed_while_training(svc)
     response = client.post(f"/v1/jobs/{job['id']}/cancel")  # the lease has not expired yet
     assert response.status_code == 202 and response.get_json()["status_detail"] == "cancelling"
     svc.start_worker("later")  # its reaper finds the expired lease and the cancel request
@@ -168,12 +174,7 @@ def test_cancel_while_the_job_is_being_recovered(own_service):
 def test_too_many_lost_workers_fail_the_job(own_service):
     svc = own_service
     svc.env["CONVTRAIN_MAX_ATTEMPTS"] = "1"
-    victim = svc.start_worker("victim")
-    client = api(svc)
-    job = client.post("/v1/jobs", json=long_job()).get_json()
-    wait_for(lambda: running_on(client, job["id"], "victim"), what="job running")
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    client, job = killed_while_training(svc)
     svc.start_worker("next")
     job = wait_status(client, job["id"], ("failed",), timeout=60)
     assert job["error"]["type"] == "worker_lost" and job["attempts"] == 2

@@ -16,7 +16,6 @@ from service import logs
 from service.api import create_app, observability
 from service.celery_app import TRAIN_TASK
 from service.config import Config
-from service.embedded import EmbeddedRedis
 from service.jobs import STATUSES
 from tests import openapi_check
 from tests.conftest import example
@@ -26,28 +25,10 @@ BODY = example("net1-default.json")
 HIST = "convtrain_http_request_duration_seconds"
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    server = EmbeddedRedis(tmp_path_factory.mktemp("observability-redis"))
-    yield server.start()
-    server.stop()
-
-
 def make_app(tmp_path, url):
     app = create_app(Config(home=tmp_path), url)
     app.testing = True
     return app
-
-
-@pytest.fixture
-def stored(tmp_path, redis_url):
-    """A checked test client on an empty Redis, and the app's services."""
-    app = make_app(tmp_path, redis_url)
-    violations = openapi_check.install(app)
-    services = app.extensions["convtrain"]
-    services.store.r.flushdb()
-    yield app.test_client(), services
-    assert not violations, "\n".join(violations)
 
 
 def scrape(client) -> dict:

@@ -15,7 +15,6 @@ from openapi_spec_validator import validate as validate_openapi
 from service import datasets
 from service.api import create_app
 from service.config import Config
-from service.embedded import EmbeddedRedis
 from service.jobs import present
 from service.netspec import InvalidSpec
 from service.schemas import load_job_request
@@ -406,24 +405,6 @@ def test_responses_without_redis_conform(checked):
 
 
 # --- responses of the app with Redis, without a worker --------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    server = EmbeddedRedis(tmp_path_factory.mktemp("openapi-redis"))
-    yield server.start()
-    server.stop()
-
-
-@pytest.fixture
-def stored(tmp_path, redis_url):
-    """An app on a real Redis with no worker, its responses checked; its store plays the worker's part."""
-    app = make_app(tmp_path, redis_url)
-    violations = openapi_check.install(app)
-    services = app.extensions["convtrain"]
-    services.store.r.flushdb()
-    yield app.test_client(), services
-    assert not violations, "\n".join(violations)
 
 
 def test_job_control_responses_conform(stored):

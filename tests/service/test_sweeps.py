@@ -13,11 +13,8 @@ import pytest
 from PIL import Image
 
 from service import report, sweeps
-from service.api import create_app
 from service.config import Config
-from service.embedded import EmbeddedRedis
 from service.netspec import InvalidSpec
-from tests import openapi_check
 from tests.conftest import EXAMPLES, example
 
 BASE = example("net1-default.json", budget={"examples": 600})
@@ -357,25 +354,6 @@ def test_the_assignment_sweep_expands_to_the_six_example_networks():
 # --- the API on a real Redis, no worker: the store plays the worker's part ---------------------------------
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    server = EmbeddedRedis(tmp_path_factory.mktemp("sweeps-redis"))
-    yield server.start()
-    server.stop()
-
-
-@pytest.fixture
-def api(tmp_path, redis_url):
-    """A test client whose every response is checked against service/openapi.yaml, and the app's services."""
-    app = create_app(Config(home=tmp_path), redis_url)
-    app.testing = True
-    violations = openapi_check.install(app)
-    services = app.extensions["convtrain"]
-    services.store.r.flushdb()
-    yield app.test_client(), services
-    assert not violations, "\n".join(violations)
-
-
 def _train_by_hand(store, job_id: str, test_acc: float, losses=(2.0, 1.0, 0.5)) -> None:
     start = store.start(job_id, "w1", 30, 3)
     store.add_point(job_id, start.token, {"event": "started", "examples": 0, "attempt": start.attempt})
@@ -389,8 +367,8 @@ def _train_by_hand(store, job_id: str, test_acc: float, losses=(2.0, 1.0, 0.5)) 
     assert store.finish(job_id, start.token, "succeeded", result=result, examples_seen=600)
 
 
-def test_submit_read_report_and_delete(api):
-    c, services = api
+def test_submit_read_report_and_delete(stored):
+    c, services = stored
     body = {"name": "api", "base": BASE, "repeats": 2,
             "variants": [{"name": "default", "patch": {}}, {"name": "single", "patch": {"network": {"layers": SINGLE_CONV}}}]}
     r = c.post("/v1/sweeps", json=body)
@@ -435,8 +413,8 @@ def test_submit_read_report_and_delete(api):
     assert c.get("/v1/sweeps").get_json() == {"sweeps": [], "next": None}
 
 
-def test_cancel_stops_every_job_and_a_job_deleted_alone_is_tolerated(api):
-    c, services = api
+def test_cancel_stops_every_job_and_a_job_deleted_alone_is_tolerated(stored):
+    c, services = stored
     sweep = c.post("/v1/sweeps", json={"base": BASE, "grid": {"trainer.batch_size": [10, 20, 40]}}).get_json()
     first, second, third = [v["jobs"][0]["id"] for v in sweep["variants"]]
     start = services.store.start(first, "w1", 30, 3)  # one running, two queued
@@ -457,8 +435,8 @@ def test_cancel_stops_every_job_and_a_job_deleted_alone_is_tolerated(api):
     assert c.delete(f"/v1/sweeps/{sweep['id']}").status_code == 204
 
 
-def test_a_bad_variant_is_a_422_naming_it_and_nothing_is_queued(api):
-    c, services = api
+def test_a_bad_variant_is_a_422_naming_it_and_nothing_is_queued(stored):
+    c, services = stored
     bad = copy.deepcopy(LAYERS)
     bad[1]["activation"] = "relux"
     body = {"base": BASE, "variants": [{"name": "good", "patch": {}}, {"name": "typo", "patch": {"network": {"layers": bad}}}]}
@@ -472,8 +450,8 @@ def test_a_bad_variant_is_a_422_naming_it_and_nothing_is_queued(api):
     assert malformed.status_code == 422 and malformed.get_json()["errors"][0]["path"] == "variants[0].patch"
 
 
-def test_listing_pages_and_bad_queries(api):
-    c, _ = api
+def test_listing_pages_and_bad_queries(stored):
+    c, _ = stored
     ids = [c.post("/v1/sweeps", json={"base": {**BASE, "device": "gpu"}, "name": f"s{i}"}).get_json()["id"]
            for i in range(3)]
     first = c.get("/v1/sweeps?limit=2").get_json()
