@@ -39,9 +39,9 @@ sys.path.insert(0, str(ROOT))
 import requests
 from redis.exceptions import RedisError
 
-from service.embedded import EmbeddedRedis, free_port
-from service.jobs import TERMINAL, JobNotFound, JobStore
-from service.serve import gunicorn_args
+from service.cli.embedded import EmbeddedRedis, free_port
+from service.store.jobs import TERMINAL, JobNotFound, JobStore
+from service.cli.serve import gunicorn_args
 
 try:
     import psutil  # optional: only for the CPU share of each process

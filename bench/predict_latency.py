@@ -36,7 +36,7 @@ from api_latency import (  # noqa: E402
     stop_process,
 )
 
-from service.embedded import free_port  # noqa: E402
+from service.cli.embedded import free_port  # noqa: E402
 
 
 def digits(data_dir: Path, count: int) -> list[tuple[bytes, int]]:

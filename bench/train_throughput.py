@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from service.config import Config
-from service.schemas import load_job_request
+from service.spec.schemas import load_job_request
 from worker import data
 from worker.trainer import Hooks, Training, resolve_device
 

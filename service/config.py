@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.netspec import Limits
+from service.spec.netspec import Limits
 
 
 @dataclass(frozen=True)

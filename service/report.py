@@ -37,7 +37,7 @@ def _mean(values: list) -> float | None:
 
 
 def rows(variants: list[dict], jobs: dict[str, dict | None]) -> list[dict]:
-    """One row per variant, from its jobs' records (as service.jobs.present shows them): means over the repeats
+    """One row per variant, from its jobs' records (as service.store.jobs.present shows them): means over the repeats
     that succeeded; the network's size is known from the start."""
     out = []
     for variant in variants:
@@ -133,7 +133,7 @@ def curve(runs: list[list[dict]], bins: int = BINS) -> list[tuple[float, float]]
     equal spans of examples seen, and each span's mean class loss at its mean example count.
 
     The repeats' points line up by examples, not by sequence number, so spans of examples average them
-    properly; service.series.downsample keeps min and max for spikes, which a comparison does not need."""
+    properly; service.spec.series.downsample keeps min and max for spikes, which a comparison does not need."""
     points = [(p["examples"], p["class_loss"]) for run in runs for p in run
               if "event" not in p and isinstance(p.get("examples"), (int, float))
               and isinstance(p.get("class_loss"), (int, float)) and math.isfinite(p["class_loss"])]

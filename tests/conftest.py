@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from service.config import Config
-from service.embedded import EmbeddedRedis
+from service.cli.embedded import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -63,7 +63,7 @@ class Service:
 
     def wait_worker(self, name: str, timeout: float = 60) -> None:
         """Wait until the worker has announced itself and consumes its queues."""
-        from service.jobs import JobStore
+        from service.store.jobs import JobStore
 
         store = JobStore.from_url(self.url)
         deadline = time.monotonic() + timeout
@@ -135,9 +135,9 @@ def app(service):
 
     application = create_app(service.config, service.url)
     application.testing = True
-    violations = openapi_check.install(application)  # every response must match service/openapi.yaml
+    violations = openapi_check.install(application)  # every response must match openapi.yaml
     yield application
-    assert not violations, "responses that break service/openapi.yaml:\n" + "\n".join(violations)
+    assert not violations, "responses that break openapi.yaml:\n" + "\n".join(violations)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Check responses against service/openapi.yaml: the documented status, content type, headers and body schema.
+"""Check responses against openapi.yaml: the documented status, content type, headers and body schema.
 
 `install(app)` checks every response a Flask app sends (the `app` fixture in conftest.py
 fails a test whose responses break the description); `check(...)` checks one response
@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).resolve().parents[1] / "service" / "openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "openapi.yaml"
 BASE = "urn:convtrain:openapi"
 VIOLATIONS: list[str] = []  # every violation that any installed hook has seen
 _FLASK_PARAM = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
@@ -108,7 +108,7 @@ def check(method: str, rule: str | None, status: int, content_type: str | None, 
     path = openapi_path(rule)
     operation = spec()["paths"].get(path, {}).get(method.lower())
     if operation is None:
-        return [f"{where}: {method} {path} is not in service/openapi.yaml"]
+        return [f"{where}: {method} {path} is not in openapi.yaml"]
     responses = operation.get("responses", {})
     code = next((c for c in (str(status), f"{status // 100}XX", "default") if c in responses), None)
     if code is None:

@@ -14,8 +14,8 @@ from celery.signals import worker_shutting_down
 from service import logs
 from service.celery_app import QUEUES, TRAIN_TASK, make_celery
 from service.config import Config
-from service.jobs import JobStore
-from service.reaper import Reaper
+from service.store.jobs import JobStore
+from service.store.reaper import Reaper
 from service.storage import Artifacts
 from worker.predict import Predictor
 from worker.runner import WorkerContext, run_job

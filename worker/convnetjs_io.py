@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from service.convnetjs_snapshot import dropout_targets, vol_values
-from service.netspec import InvalidSpec
+from service.spec.convnetjs_snapshot import dropout_targets, vol_values
+from service.spec.netspec import InvalidSpec
 
 SHAPE = ("out_sx", "out_sy", "out_depth")
 
@@ -80,7 +80,7 @@ def to_convnetjs(layers: list[dict], state_dict: dict[str, torch.Tensor]) -> dic
 
 
 def from_convnetjs(snapshot: dict, layers: list[dict]) -> dict[str, torch.Tensor]:
-    """A state dict for worker.model.Net(`layers`) from a snapshot checked by service.convnetjs_snapshot."""
+    """A state dict for worker.model.Net(`layers`) from a snapshot checked by service.spec.convnetjs_snapshot."""
     if len(snapshot["layers"]) != len(layers):
         raise ValueError(f"the snapshot has {len(snapshot['layers'])} layers, the network {len(layers)}")
     # The snapshot's own drop_probs are what its forward multiplied by, whatever the new network's are.

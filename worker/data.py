@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from service.datasets import (
+from service.spec.datasets import (
     DatasetCorrupt,
     DatasetInfo,
     DatasetUnavailable,

@@ -1,4 +1,4 @@
-"""A trained model in every format of service.model_formats, each computing what the trained model computes.
+"""A trained model in every format of service.spec.model_formats, each computing what the trained model computes.
 
 Every export takes the network's input as trained, (N, depth, sy, sx) with pixels
 scaled p/255 - 0.5, and outputs what ConvNetJS's forward outputs: class
@@ -15,8 +15,8 @@ import warnings
 import torch
 from torch import nn
 
-from service.model_formats import FORMATS
-from service.netspec import Network
+from service.spec.model_formats import FORMATS
+from service.spec.netspec import Network
 from service.storage import Artifacts, sha256
 from worker.convnetjs_io import to_convnetjs
 from worker.model import Net

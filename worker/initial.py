@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from service.model_formats import FORMATS
+from service.spec.model_formats import FORMATS
 from service.storage import Artifacts, sha256
 from worker.convnetjs_io import from_convnetjs
 

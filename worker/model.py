@@ -1,4 +1,4 @@
-"""Desugared ConvNetJS layers (from service.netspec) as a PyTorch module."""
+"""Desugared ConvNetJS layers (from service.spec.netspec) as a PyTorch module."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from service.netspec import Network
+from service.spec.netspec import Network
 
 
 class Maxout(nn.Module):

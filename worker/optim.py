@@ -6,8 +6,8 @@ from numbers import Real
 
 import torch
 
-from service.schemas import METHODS, SMALL_EPS_METHODS
-from service.schemas import TRAINER_LIVE_FIELDS as HYPER_NAMES
+from service.spec.schemas import METHODS, SMALL_EPS_METHODS
+from service.spec.schemas import TRAINER_LIVE_FIELDS as HYPER_NAMES
 
 _CONST_NAMES = ("ro", "eps", "beta1", "beta2")
 # npm convnetjs 0.3.0 defaults eps to 1e-6 (it has no adam/nesterov); the later

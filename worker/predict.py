@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import torch
 
-from service.predictions import QUEUE, answer
+from service.store.predictions import QUEUE, answer
 from worker import imaging
 from worker.data import center_crop, to_input
 from worker.exports import load_net

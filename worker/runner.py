@@ -13,10 +13,10 @@ import redis
 import torch
 
 from service.config import Config
-from service.datasets import DatasetError
-from service.jobs import JobStore
+from service.spec.datasets import DatasetError
+from service.store.jobs import JobStore
 from service.logs import job_context
-from service.netspec import analyze
+from service.spec.netspec import analyze
 from service.storage import Artifacts, sha256
 from worker.exports import store_exports
 from worker.initial import initial_state

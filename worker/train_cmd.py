@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TextIO
 
 from service.config import Config
-from service.datasets import DatasetError
-from service.netspec import InvalidSpec
-from service.schemas import load_job_request
+from service.spec.datasets import DatasetError
+from service.spec.netspec import InvalidSpec
+from service.spec.schemas import load_job_request
 from service.text import duration
-from service.validate_cmd import read_body
+from service.spec.request_body import read_body
 
 RESULT_KEYS = ("examples_seen", "train_acc", "val_acc", "test_acc", "class_loss", "l2_loss",
                "examples_per_second", "seconds")

@@ -14,8 +14,8 @@ from typing import Callable
 
 import torch
 
-from service import netspec
-from service.schemas import TRAINER_LIVE_FIELDS
+from service.spec import netspec
+from service.spec.schemas import TRAINER_LIVE_FIELDS
 from worker import data, snapshots
 from worker.initial import initial_state
 from worker.metrics import BatchLog

@@ -9,7 +9,7 @@ from flask import Flask
 
 from service.celery_app import make_celery
 from service.config import Config
-from service.jobs import JobStore
+from service.store.jobs import JobStore
 from service.storage import Artifacts
 
 

@@ -8,7 +8,7 @@ import redis
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from service.netspec import InvalidSpec
+from service.spec.netspec import InvalidSpec
 
 PROBLEM = "application/problem+json"
 

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from service.api.errors import Problem
 from service.api.jobs import _job
-from service.jobs import TERMINAL
+from service.store.jobs import TERMINAL
 
 bp = Blueprint("events", __name__, url_prefix="/v1/jobs")
 BLOCK_MS = 5000  # how long one read waits for news; also the keep-alive period

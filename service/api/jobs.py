@@ -9,14 +9,15 @@ import re
 
 from flask import Blueprint, Response, current_app, request, url_for
 
-from service import initial_weights, quotas
+from service.spec import initial_weights
+from service.store import quotas
 from service.api.body import json_body
 from service.api.errors import Problem
 from service.api.security import owns, principal
 from service.celery_app import TRAIN_TASK, queue_for
-from service.jobs import ID, STATUSES, TERMINAL, JobNotFound, new_id
-from service.schemas import load_job_request, load_trainer_patch
-from service.series import downsample
+from service.store.jobs import ID, STATUSES, TERMINAL, JobNotFound, new_id
+from service.spec.schemas import load_job_request, load_trainer_patch
+from service.spec.series import downsample
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 

@@ -6,9 +6,9 @@ from flask import Blueprint, Response, current_app, request
 
 from service.api.errors import Problem
 from service.api.jobs import _job
-from service.model_card import card as model_card
-from service.model_card import exports, file_name
-from service.model_formats import FORMATS
+from service.spec.model_card import card as model_card
+from service.spec.model_card import exports, file_name
+from service.spec.model_formats import FORMATS
 from service.storage import sha256
 
 bp = Blueprint("models", __name__, url_prefix="/v1/jobs")

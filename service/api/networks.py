@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
-from service import datasets
+from service.spec import datasets
 from service.api.body import json_body
 from service.api.errors import problem_response
-from service.validate_cmd import validate_body
+from service.spec.request_body import validate_body
 
 bp = Blueprint("networks", __name__, url_prefix="/v1")
 

@@ -26,7 +26,7 @@ import redis
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from service.celery_app import QUEUES
-from service.jobs import PREFIX
+from service.store.jobs import PREFIX
 
 bp = Blueprint("observability", __name__)
 log = logging.getLogger("convtrain.api.metrics")

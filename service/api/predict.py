@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, request
 from service.api.body import json_body
 from service.api.errors import Problem
 from service.api.jobs import _job
-from service.predictions import NoPredictor, ask
+from service.store.predictions import NoPredictor, ask
 
 bp = Blueprint("predict", __name__, url_prefix="/v1/jobs")
 IMAGE_TYPES = ("image/png", "image/jpeg")

@@ -6,13 +6,16 @@ import re
 
 from flask import Blueprint, Response, current_app, request, url_for
 
-from service import report, sweeps
+from service import report
+from service.api import sweep_views
+from service.spec import sweep as sweep_spec
+from service.store.sweeps import SweepNotFound, SweepRecord, SweepStore
 from service.api.body import json_body
 from service.api.errors import Problem
 from service.api.jobs import _cursor_arg, _int_arg, check_quota, create, publish
 from service.api.security import owns, principal
-from service.jobs import ID, TERMINAL, new_id, now
-from service.netspec import InvalidSpec
+from service.store.jobs import ID, TERMINAL, new_id, now
+from service.spec.netspec import InvalidSpec
 
 bp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps")
 FORMATS = {"md": "text/markdown", "csv": "text/csv", "png": "image/png"}
@@ -22,24 +25,24 @@ def _services():
     return current_app.extensions["convtrain"]
 
 
-def _store() -> sweeps.SweepStore:
-    return sweeps.SweepStore(_services().store.r)
+def _store() -> SweepStore:
+    return SweepStore(_services().store.r)
 
 
-def _record(sweep_id: str) -> sweeps.SweepRecord:
+def _record(sweep_id: str) -> SweepRecord:
     if not ID.fullmatch(sweep_id):
         raise Problem(404, "Not Found", f"no sweep {sweep_id!r}")
     try:
         record = _store().get(sweep_id)
-    except sweeps.SweepNotFound:
+    except SweepNotFound:
         record = None
     if record is None or not owns(record.owner):  # someone else's sweep does not exist, for you
         raise Problem(404, "Not Found", f"no sweep {sweep_id!r}")
     return record
 
 
-def _view(record: sweeps.SweepRecord) -> dict:
-    return sweeps.view(record, _store().jobs(record))
+def _view(record: SweepRecord) -> dict:
+    return sweep_views.view(record, _store().jobs(record))
 
 
 @bp.post("")
@@ -47,13 +50,13 @@ def submit():
     s = _services()
     body = json_body()
     try:
-        spec = sweeps.parse(body)
+        spec = sweep_spec.parse(body)
     except InvalidSpec as exc:
         raise Problem(422, "Invalid sweep", f"{len(exc.errors)} problem(s) found; nothing was queued",
                       errors=[e.as_dict() for e in exc.errors]) from None
     try:
-        planned = sweeps.plan(spec, s.config)
-    except sweeps.InvalidSweep as exc:
+        planned = sweep_spec.plan(spec, s.config)
+    except sweep_spec.InvalidSweep as exc:
         names = ", ".join(repr(name) for name in exc.names)
         which = f"variant {names} is" if len(exc.names) == 1 else f"variants {names} are"
         raise Problem(422, "Invalid sweep", f"{which} not a valid job request; nothing was queued",
@@ -65,7 +68,7 @@ def submit():
     ids = {key: new_id() for key in order}
     check_quota([(requests[i, r], planned[i].params) for i, r in order], f" (this sweep is {len(order)} jobs)")
     who = principal()
-    record = sweeps.SweepRecord(
+    record = SweepRecord(
         id=new_id(), name=spec.name, owner=who.name, created_at=now(), repeats=spec.repeats, seed=spec.seed,
         variants=[{"name": p.variant.name, "patch": p.variant.patch, "grid": p.variant.grid,
                    "jobs": [ids[i, r] for r in range(spec.repeats)]} for i, p in enumerate(planned)],
@@ -87,7 +90,7 @@ def listing():
     who = principal()
     store = _store()
     records, next_cursor = store.list(owner=None if who.admin else who.name, cursor=_cursor_arg(), limit=limit)
-    return {"sweeps": [sweeps.summary(r, store.statuses(r)) for r in records], "next": next_cursor}
+    return {"sweeps": [sweep_views.summary(r, store.statuses(r)) for r in records], "next": next_cursor}
 
 
 @bp.get("/<sweep_id>")
@@ -123,7 +126,7 @@ def cancel(sweep_id: str):
     s, store = _services(), _store()
     statuses = store.statuses(record)
     if all(status is None or status in TERMINAL for status in statuses):
-        raise Problem(409, "Conflict", f"the sweep has {sweeps.status_of(statuses, record.cancel_requested)} "
+        raise Problem(409, "Conflict", f"the sweep has {sweep_views.status_of(statuses, record.cancel_requested)} "
                                        "already; every job has ended")
     store.mark_cancelled(record.id)
     # The last jobs first: they are the queued ones, so no worker starts one while the running ones are stopped.

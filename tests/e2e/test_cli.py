@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from service.cli import main
-from service.embedded import free_port, pid_alive
+from service.cli.main import main
+from service.cli.embedded import free_port, pid_alive
 from tests.conftest import EXAMPLES, FAST, ROOT, data_dir
 
 pytestmark = pytest.mark.e2e

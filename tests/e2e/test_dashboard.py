@@ -20,7 +20,7 @@ import requests
 
 from service.api import create_app
 from service.config import Config
-from service.embedded import free_port
+from service.cli.embedded import free_port
 from tests import openapi_check
 from tests.conftest import ROOT
 
@@ -103,7 +103,7 @@ def test_the_page_and_its_files_are_served_documented_and_self_contained(tmp_pat
 
 
 def _gunicorn(service, log: Path) -> tuple[subprocess.Popen, str]:
-    from service.serve import gunicorn_args
+    from service.cli.serve import gunicorn_args
 
     port = free_port()
     api = subprocess.Popen(gunicorn_args("127.0.0.1", port), env=service.env, cwd=ROOT,

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from service.embedded import free_port
+from service.cli.embedded import free_port
 from tests.conftest import ROOT, example, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -103,7 +103,7 @@ def test_downsampled_history_keeps_min_max_last(client):
 
 def test_many_streams_through_gunicorn_do_not_starve_the_api(service):
     port = free_port()
-    from service.serve import gunicorn_args
+    from service.cli.serve import gunicorn_args
 
     api = subprocess.Popen(gunicorn_args("127.0.0.1", port), env=service.env, cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,4 +1,4 @@
-"""Bad input never hurts: schemathesis fuzzes every operation of service/openapi.yaml, and hostile bodies get a 4xx.
+"""Bad input never hurts: schemathesis fuzzes every operation of openapi.yaml, and hostile bodies get a 4xx.
 
 `test_fuzz` is one test per operation of the description (schemathesis's examples, coverage
 and fuzzing phases, positive and negative data): no response may be a 5xx or break the
@@ -58,7 +58,7 @@ def small(examples: int = 200, **changes) -> dict:
 
 
 def fuzz_description() -> dict:
-    """service/openapi.yaml with the stand-in ids as examples of every job_id parameter."""
+    """openapi.yaml with the stand-in ids as examples of every job_id parameter."""
     spec = copy.deepcopy(openapi_check.spec())
     spec["components"]["parameters"]["JobId"]["examples"] = {
         state: {"summary": f"a {state} job", "value": stand_in} for stand_in, state in STAND_INS.items()}
@@ -128,7 +128,7 @@ def module_app(service):
     application.testing = True
     violations = openapi_check.install(application)
     yield application
-    assert not violations, "responses that break service/openapi.yaml:\n" + "\n".join(violations)
+    assert not violations, "responses that break openapi.yaml:\n" + "\n".join(violations)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from service.model_formats import FORMATS
+from service.spec.model_formats import FORMATS
 from service.storage import sha256
 from tests.conftest import data_dir, example, wait_status
 from tests.convnetjs_node import convnetjs  # noqa: F401 -- the fixture
@@ -133,7 +133,7 @@ def test_the_model_card_tells_what_was_trained_and_how_to_load_each_format(clien
 def test_convtrain_download_fetches_each_format(app, trained, tmp_path, capsys):
     from werkzeug.serving import make_server
 
-    from service.cli import main
+    from service.cli.main import main
 
     job, _ = trained
     server = make_server("127.0.0.1", 0, app, threaded=True)

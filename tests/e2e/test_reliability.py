@@ -13,7 +13,7 @@ import time
 import pytest
 
 from service.api import create_app
-from service.jobs import JobStore
+from service.store.jobs import JobStore
 from tests.conftest import ROOT, example, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -235,7 +235,7 @@ def test_a_job_whose_task_was_never_published_is_republished(own_service):
     svc = own_service
     svc.env["CONVTRAIN_REPUBLISH_SECONDS"] = "1"
     store = JobStore.from_url(svc.url)
-    from service import schemas
+    from service.spec import schemas
 
     request, network = schemas.load_job_request(long_job(500), svc.config)
     job = store.create(request, network.as_dict(), queue="auto")  # and no send_task

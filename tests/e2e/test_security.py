@@ -11,7 +11,7 @@ import pytest
 
 from service import auth
 from service.api import create_app
-from service.jobs import JobStore
+from service.store.jobs import JobStore
 from tests.conftest import example, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -233,7 +233,7 @@ def test_the_dashboard_session_cookie(secured):
 
 def test_serve_refuses_a_public_address_without_tokens(tmp_path, capsys):
     from service.config import Config
-    from service.serve import run
+    from service.cli.serve import run
 
     assert run(Config(home=tmp_path), host="0.0.0.0", port=1) == 2
     assert "refusing" in capsys.readouterr().err
@@ -241,7 +241,7 @@ def test_serve_refuses_a_public_address_without_tokens(tmp_path, capsys):
 
 
 def test_a_password_protected_redis_works_end_to_end(tmp_path):
-    from service.embedded import EmbeddedRedis
+    from service.cli.embedded import EmbeddedRedis
     from tests.conftest import Service
 
     secret = EmbeddedRedis(tmp_path / "redis", password="s3cret-pw")
@@ -297,7 +297,7 @@ def test_a_sweep_cannot_start_from_weights(secured):
 
 def test_api_refuses_a_public_address_without_tokens(tmp_path, capsys):
     from service.config import Config
-    from service.serve import exec_api
+    from service.cli.serve import exec_api
 
     assert exec_api(Config(home=tmp_path, redis_url="redis://127.0.0.1:1/0"), host="0.0.0.0", port=1, processes=1) == 2
     assert "refusing" in capsys.readouterr().err

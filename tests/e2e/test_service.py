@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from service import netspec
+from service.spec import netspec
 from tests.conftest import ROOT, data_dir, example, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -216,7 +216,7 @@ def test_readyz_is_503_without_workers_or_redis(own_service):
 
 def test_the_api_never_imports_torch():
     code = ("import sys; from service.api import create_app; from service.config import Config; "
-            "import service.cli, service.client_cmd, service.validate_cmd, service.serve, service.reaper; "
+            "import service.cli, service.cli.jobs, service.cli.validate, service.cli.serve, service.store.reaper; "
             "app = create_app(Config(), 'redis://127.0.0.1:1/0'); app.test_client().get('/healthz'); "
             "app.test_client().post('/v1/networks/validate', json={'layers': []}); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'numpy', 'worker')))")

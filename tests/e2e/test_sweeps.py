@@ -12,8 +12,8 @@ import time
 import pytest
 from PIL import Image
 
-from service.cli import main
-from service.embedded import free_port
+from service.cli.main import main
+from service.cli.embedded import free_port
 from tests.conftest import example, wait_status
 
 pytestmark = pytest.mark.e2e

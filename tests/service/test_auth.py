@@ -5,7 +5,7 @@ import json
 import pytest
 
 from service import auth
-from service.cli import main
+from service.cli.main import main
 
 
 def test_create_stores_only_a_hash_and_authenticates(tmp_path):

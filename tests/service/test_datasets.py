@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from service import datasets
+from service.spec import datasets
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DATA_DIR = pathlib.Path(os.environ.get("CONVTRAIN_DATA_DIR") or REPO.parent / "shared" / "data")
@@ -103,7 +103,7 @@ def test_unavailable_names_folder_and_files(tmp_path):
 
 
 def test_import_is_torch_free():
-    code = ("import sys, service.datasets; "
+    code = ("import sys, service.spec.datasets; "
             "bad = [m for m in ('torch', 'torchvision', 'numpy') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

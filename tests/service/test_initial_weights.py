@@ -6,10 +6,11 @@ import copy
 
 import pytest
 
-from service import convnetjs_snapshot, initial_weights
+from service.spec import convnetjs_snapshot
+from service.spec import initial_weights
 from service.config import Config
-from service.netspec import InvalidSpec, analyze
-from service.schemas import load_job_request
+from service.spec.netspec import InvalidSpec, analyze
+from service.spec.schemas import load_job_request
 from tests import openapi_check
 from tests.conftest import example
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import jsparse
-from service.netspec import InvalidSpec
+from service.spec import jsparse
+from service.spec.netspec import InvalidSpec
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 INPUT = "layer_defs.push({type:'input', out_sx:24, out_sy:24, out_depth:1});"

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import netspec
-from service.netspec import LAYERS, InvalidSpec, Limits
+from service.spec import netspec
+from service.spec.netspec import LAYERS, InvalidSpec, Limits
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 

@@ -16,7 +16,7 @@ from service import logs
 from service.api import create_app, observability
 from service.celery_app import TRAIN_TASK
 from service.config import Config
-from service.jobs import STATUSES
+from service.store.jobs import STATUSES
 from tests import openapi_check
 from tests.conftest import example
 

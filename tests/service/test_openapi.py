@@ -1,4 +1,4 @@
-"""service/openapi.yaml: it lists exactly the app's routes, it is valid OpenAPI 3.1, and responses match it."""
+"""openapi.yaml: it lists exactly the app's routes, it is valid OpenAPI 3.1, and responses match it."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pytest
 import yaml
 from openapi_spec_validator import validate as validate_openapi
 
-from service import datasets
+from service.spec import datasets
 from service.api import create_app
 from service.config import Config
-from service.jobs import present
-from service.netspec import InvalidSpec
-from service.schemas import load_job_request
+from service.store.jobs import present
+from service.spec.netspec import InvalidSpec
+from service.spec.schemas import load_job_request
 from service.storage import sha256
 from tests import openapi_check
 from tests.conftest import EXAMPLES, ROOT, example
@@ -62,8 +62,8 @@ def test_every_route_is_documented_and_every_documented_route_exists(tmp_path):
               for method in rule.methods - IGNORED_METHODS}
     documented = {(path, method) for path, item in SPEC["paths"].items()
                   for method in item if method in ("get", "put", "post", "delete", "patch", "head", "options", "trace")}
-    assert routes - documented == set(), "routes of the app that service/openapi.yaml lacks"
-    assert documented - routes == set(), "operations in service/openapi.yaml that the app does not have"
+    assert routes - documented == set(), "routes of the app that openapi.yaml lacks"
+    assert documented - routes == set(), "operations in openapi.yaml that the app does not have"
 
 
 def test_path_parameters_match_the_flask_rules(tmp_path):
@@ -96,7 +96,7 @@ def _at(ref: str):
 
 
 def test_the_description_is_valid_openapi_3_1():
-    text = (ROOT / "service" / "openapi.yaml").read_text("utf-8")
+    text = (ROOT / "openapi.yaml").read_text("utf-8")
     spec = yaml.safe_load(text)
     assert re.fullmatch(r"3\.1\.\d+", spec["openapi"])
     assert all(isinstance(code, str) for item in spec["paths"].values() for op in item.values()
@@ -298,7 +298,7 @@ def test_metric_and_result_keys_match_the_trainer():
     runner = (ROOT / "worker" / "runner.py").read_text()
     trainer = (ROOT / "worker" / "trainer.py").read_text()
     # The API and the reaper write events too, for jobs that no worker holds.
-    others = [(ROOT / "service" / name).read_text() for name in ("api/jobs.py", "reaper.py")]
+    others = [(ROOT / "service" / name).read_text() for name in ("api/jobs.py", "store/reaper.py")]
     emitted = set(re.findall(r'"event": "(\w+)"', runner)) | set(re.findall(r'on_event\(\{"type": "(\w+)"', trainer))
     emitted |= {e for source in others for e in re.findall(r'add_event\(job_id, "(\w+)"', source)}
     assert emitted - documented == set(), "events the worker writes that StreamEvent lacks"
@@ -345,7 +345,7 @@ def test_checker_finds_violations():
     assert "'instance' is a required property" in check("GET", "/v1/jobs/<job_id>", 404, "application/problem+json",
                                                         no_instance)[0]
     assert "not JSON" in check("GET", "/healthz", 200, "application/json", b"ok")[0]
-    assert "not in service/openapi.yaml" in check("PUT", "/healthz", 200, "application/json", b"{}")[0]
+    assert "not in openapi.yaml" in check("PUT", "/healthz", 200, "application/json", b"{}")[0]
     assert "matches no route" in check("GET", None, 200, "text/html", b"")[0]
     assert check("GET", None, 404, "application/problem+json", problem) == []
     assert "without a body" in check("DELETE", "/v1/jobs/<job_id>", 204, "text/html", b"x")[0]
@@ -366,7 +366,7 @@ def test_installed_checker_collects_violations(tmp_path):
     violations = openapi_check.install(app)
     before = len(openapi_check.VIOLATIONS)
     assert app.test_client().get("/undocumented").status_code == 200  # a violation never breaks the response
-    assert violations == ["GET /undocumented -> 200: GET /undocumented is not in service/openapi.yaml"]
+    assert violations == ["GET /undocumented -> 200: GET /undocumented is not in openapi.yaml"]
     assert openapi_check.VIOLATIONS[before:] == violations
     del openapi_check.VIOLATIONS[before:]
 

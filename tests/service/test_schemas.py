@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from service import schemas
+from service.spec import schemas
 from service.config import Config
-from service.netspec import InvalidSpec, Limits
+from service.spec.netspec import InvalidSpec, Limits
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 NAMES = ["net1-default", "net2-3x3", "net3-stride2", "net4-16filters", "net5-third-conv", "net6-single-conv"]

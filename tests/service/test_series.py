@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.series import downsample
+from service.spec.series import downsample
 
 
 def points(losses):

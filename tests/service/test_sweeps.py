@@ -12,9 +12,13 @@ import math
 import pytest
 from PIL import Image
 
-from service import report, sweeps
+from service import report
+from service.api import sweep_views
+from service.spec import patch as json_patch
+from service.spec import paths
+from service.spec import sweep as sweep_spec
 from service.config import Config
-from service.netspec import InvalidSpec
+from service.spec.netspec import InvalidSpec
 from tests.conftest import EXAMPLES, example
 
 BASE = example("net1-default.json", budget={"examples": 600})
@@ -54,13 +58,13 @@ MORE = [
 @pytest.mark.parametrize("target, patch, expected", RFC_7396 + MORE)
 def test_merge_patch(target, patch, expected):
     before_target, before_patch = copy.deepcopy(target), copy.deepcopy(patch)
-    assert sweeps.merge_patch(target, patch) == expected
+    assert json_patch.merge_patch(target, patch) == expected
     assert (target, patch) == (before_target, before_patch), "neither argument may change"
 
 
 def test_merge_patch_result_shares_nothing_with_the_patch():
     patch = {"network": {"layers": [{"type": "input"}]}}
-    merged = sweeps.merge_patch({}, patch)
+    merged = json_patch.merge_patch({}, patch)
     merged["network"]["layers"][0]["type"] = "changed"
     assert patch["network"]["layers"][0]["type"] == "input"
 
@@ -78,13 +82,13 @@ def test_merge_patch_result_shares_nothing_with_the_patch():
     ("data.augment.crop", ["data", "augment", "crop"]),
 ])
 def test_parse_path(text, parts):
-    assert sweeps.parse_path(text) == parts
+    assert paths.parse_path(text) == parts
 
 
 @pytest.mark.parametrize("text", ["", ".", "a.", ".a", "a..b", "[1]", "a[x]", "a[1", "a]1[", "a[-1]", 5, None])
 def test_bad_paths(text):
-    with pytest.raises(sweeps.PathError):
-        sweeps.parse_path(text)
+    with pytest.raises(paths.PathError):
+        paths.parse_path(text)
 
 
 @pytest.mark.parametrize("document, path, value, expected", [
@@ -98,7 +102,7 @@ def test_bad_paths(text):
 ])
 def test_set_path(document, path, value, expected):
     before = copy.deepcopy(document)
-    assert sweeps.set_path(document, sweeps.parse_path(path), value) == expected
+    assert paths.set_path(document, paths.parse_path(path), value) == expected
     assert document == before
 
 
@@ -108,8 +112,8 @@ def test_set_path(document, path, value, expected):
     ({"a": 5}, "a.b", "inside a whole number"),
 ])
 def test_set_path_errors(document, path, message):
-    with pytest.raises(sweeps.PathError, match=message):
-        sweeps.set_path(document, sweeps.parse_path(path), 1)
+    with pytest.raises(paths.PathError, match=message):
+        paths.set_path(document, paths.parse_path(path), 1)
 
 
 @pytest.mark.parametrize("grid, expected", [
@@ -122,7 +126,7 @@ def test_set_path_errors(document, path, message):
       {"a": 2, "b": None, "c": True}, {"a": 2, "b": None, "c": False}]),
 ])
 def test_expand_grid(grid, expected):
-    assert sweeps.expand_grid(grid) == expected
+    assert paths.expand_grid(grid) == expected
 
 
 @pytest.mark.parametrize("combination, label", [
@@ -133,14 +137,14 @@ def test_expand_grid(grid, expected):
     ({"data.augment": {"crop": False}}, 'augment={"crop":false}'),
 ])
 def test_grid_labels(combination, label):
-    assert sweeps.grid_label(combination) == label
+    assert paths.grid_label(combination) == label
 
 
 # --- a sweep request, expanded --------------------------------------------------------------------------
 
 
 def test_variants_are_the_base_with_their_patches():
-    spec = sweeps.parse({"name": "s", "base": {**BASE, "seed": 7}, "repeats": 2, "variants": [
+    spec = sweep_spec.parse({"name": "s", "base": {**BASE, "seed": 7}, "repeats": 2, "variants": [
         {"name": "default", "patch": {}},
         {"name": "single conv", "patch": {"network": {"layers": SINGLE_CONV}}},
         {"name": "adam", "patch": {"trainer": {"method": "adam", "l2_decay": None}}},
@@ -156,7 +160,7 @@ def test_variants_are_the_base_with_their_patches():
 
 def test_a_grid_alone_and_crossed_with_variants():
     grid = {"trainer.batch_size": [10, 20], "network.layers[1].filters": [4, 8]}
-    spec = sweeps.parse({"base": BASE, "grid": grid})
+    spec = sweep_spec.parse({"base": BASE, "grid": grid})
     assert [v.name for v in spec.variants] == ["batch_size=10, filters=4", "batch_size=10, filters=8",
                                               "batch_size=20, filters=4", "batch_size=20, filters=8"]
     last = spec.variants[-1]
@@ -164,7 +168,7 @@ def test_a_grid_alone_and_crossed_with_variants():
     assert last.request["trainer"]["batch_size"] == 20 and last.request["network"]["layers"][1]["filters"] == 8
     assert spec.name == BASE["name"], "the sweep is named after its base by default"
 
-    crossed = sweeps.parse({"base": BASE, "grid": {"trainer.batch_size": [10, 20]},
+    crossed = sweep_spec.parse({"base": BASE, "grid": {"trainer.batch_size": [10, 20]},
                             "variants": [{"name": "a", "patch": {}}, {"name": "b", "patch": {"seed": 3}}]})
     assert [v.name for v in crossed.variants] == ["a, batch_size=10", "a, batch_size=20", "b, batch_size=10",
                                                   "b, batch_size=20"]
@@ -172,9 +176,9 @@ def test_a_grid_alone_and_crossed_with_variants():
 
 
 def test_every_variant_gets_the_same_seeds_and_repeats_count_up():
-    spec = sweeps.parse({"base": BASE, "repeats": 3, "variants": [{"name": "a", "patch": {}},
+    spec = sweep_spec.parse({"base": BASE, "repeats": 3, "variants": [{"name": "a", "patch": {}},
                                                                   {"name": "b", "patch": {"trainer": {"batch_size": 10}}}]})
-    planned = sweeps.plan(spec, Config())
+    planned = sweep_spec.plan(spec, Config())
     seeds = [[p.job_request(r, spec.name, 3)["seed"] for r in range(3)] for p in planned]
     assert seeds[0] == seeds[1] == [spec.seed, spec.seed + 1, spec.seed + 2]
     assert planned[1].job_request(2, "study", 3)["name"] == "study/b/3"
@@ -183,9 +187,9 @@ def test_every_variant_gets_the_same_seeds_and_repeats_count_up():
 
 
 def test_the_base_alone_is_one_variant():
-    spec = sweeps.parse({"base": BASE})
+    spec = sweep_spec.parse({"base": BASE})
     assert [(v.name, v.request["trainer"]) for v in spec.variants] == [(BASE["name"], BASE["trainer"])]
-    assert sweeps.parse({"base": {k: v for k, v in BASE.items() if k != "name"}}).variants[0].name == "base"
+    assert sweep_spec.parse({"base": {k: v for k, v in BASE.items() if k != "name"}}).variants[0].name == "base"
 
 
 @pytest.mark.parametrize("body, paths", [
@@ -224,20 +228,20 @@ def test_the_base_alone_is_one_variant():
 ])
 def test_malformed_sweeps_name_the_field(body, paths):
     with pytest.raises(InvalidSpec) as caught:
-        sweeps.parse(body)
+        sweep_spec.parse(body)
     assert [e.path for e in caught.value.errors] == paths, caught.value.errors
 
 
 def test_bad_variants_are_named_and_all_reported():
     bad_pool = copy.deepcopy(LAYERS)
     bad_pool[2]["sx"] = 30
-    spec = sweeps.parse({"base": BASE, "variants": [
+    spec = sweep_spec.parse({"base": BASE, "variants": [
         {"name": "fine", "patch": {}},
         {"name": "huge pool", "patch": {"network": {"layers": bad_pool}}},
         {"name": "no budget", "patch": {"budget": None, "trainer": {"method": "rmsprop"}}},
     ]})
-    with pytest.raises(sweeps.InvalidSweep) as caught:
-        sweeps.plan(spec, Config())
+    with pytest.raises(sweep_spec.InvalidSweep) as caught:
+        sweep_spec.plan(spec, Config())
     assert caught.value.names == ["huge pool", "no budget"]
     errors = caught.value.errors
     assert {(e["variant"], e["path"]) for e in errors} == {
@@ -258,7 +262,7 @@ def test_bad_variants_are_named_and_all_reported():
     (["succeeded", "succeeded"], True, "succeeded"),  # cancelled after the last job ended: nothing was stopped
 ])
 def test_sweep_status(statuses, cancelled, expected):
-    assert sweeps.status_of(statuses, cancelled) == expected
+    assert sweep_views.status_of(statuses, cancelled) == expected
 
 
 # --- the report -------------------------------------------------------------------------------------------
@@ -339,7 +343,7 @@ def test_figure_is_a_png_with_a_colour_per_variant():
 
 def test_the_assignment_sweep_expands_to_the_six_example_networks():
     body = json.loads((EXAMPLES / "assignment-sweep.json").read_text())
-    spec = sweeps.parse(body)
+    spec = sweep_spec.parse(body)
     assert spec.repeats == 3 and spec.name == "assignment-study"
     assert [v.name for v in spec.variants] == ["default", "3x3 kernels", "stride 2", "16 first filters",
                                               "third conv layer", "single conv layer"]
@@ -348,7 +352,7 @@ def test_the_assignment_sweep_expands_to_the_six_example_networks():
         expected = example(f"{name}.json")
         assert variant.request["network"] == expected["network"], name
         assert variant.request["trainer"] == expected["trainer"] and variant.request["budget"] == {"examples": 30000}
-    assert len(sweeps.plan(spec, Config())) == 6
+    assert len(sweep_spec.plan(spec, Config())) == 6
 
 
 # --- the API on a real Redis, no worker: the store plays the worker's part ---------------------------------

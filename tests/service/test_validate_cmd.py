@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import netspec, validate_cmd
+from service.spec import netspec
+from service.cli import validate as validate_cmd
+from service.spec import request_body
 from service.config import Config
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
@@ -35,7 +37,7 @@ def test_all_six_examples_are_there():
 @pytest.mark.parametrize("name", [*JSON_EXAMPLES, "net1-default.js"])
 def test_text_output_on_the_examples(name, capsys):
     status, out = run(EXAMPLES / name, False, capsys)
-    network = validate_cmd.check(validate_cmd.read_body(str(EXAMPLES / name), CONFIG), CONFIG)
+    network = request_body.check(request_body.read_body(str(EXAMPLES / name), CONFIG), CONFIG)
     assert status == 0
     assert out.startswith(netspec.table(network) + "\n")
     assert out.splitlines()[0].split() == ["#", "layer", "type", "output", "params", "macs"]
@@ -169,13 +171,13 @@ def test_limits_come_from_the_config(capsys):
 def test_validate_body_answers_like_the_command(name, capsys):
     request = json.loads((EXAMPLES / name).read_text())
     _, printed = run(EXAMPLES / name, True, capsys)
-    assert validate_cmd.validate_body(request, CONFIG) == (200, printed)
-    assert validate_cmd.validate_body(request["network"], CONFIG) == (200, printed)
-    assert validate_cmd.validate_body(json.dumps(request).encode(), CONFIG) == (200, printed)
+    assert request_body.validate_body(request, CONFIG) == (200, printed)
+    assert request_body.validate_body(request["network"], CONFIG) == (200, printed)
+    assert request_body.validate_body(json.dumps(request).encode(), CONFIG) == (200, printed)
 
 
 def test_validate_body_takes_demo_source():
-    status, body = validate_cmd.validate_body({"convnetjs": (EXAMPLES / "net1-default.js").read_text()}, CONFIG)
+    status, body = request_body.validate_body({"convnetjs": (EXAMPLES / "net1-default.js").read_text()}, CONFIG)
     assert status == 200 and body["params"] == 5994
 
 
@@ -195,14 +197,14 @@ def test_validate_body_takes_demo_source():
        "message": "line 1: unknown layer type \"inputt\". Did you mean 'input'?"}]),
 ])
 def test_validate_body_errors(body, errors):
-    assert validate_cmd.validate_body(body, CONFIG) == (422, {"errors": errors})
+    assert request_body.validate_body(body, CONFIG) == (422, {"errors": errors})
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode)
        | st.sampled_from([(EXAMPLES / n).read_bytes() for n in JSON_EXAMPLES]))
 def test_any_bytes_get_an_answer(raw):
-    status, body = validate_cmd.validate_body(raw, CONFIG)
+    status, body = request_body.validate_body(raw, CONFIG)
     assert status in (200, 422)
     assert set(body) == ({"layers", "params", "macs", "activations"} if status == 200 else {"errors"})
     json.dumps(body)

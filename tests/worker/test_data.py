@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from service.datasets import DatasetCorrupt, DatasetUnavailable, get
+from service.spec.datasets import DatasetCorrupt, DatasetUnavailable, get
 from worker import data
 from worker.data import BatchStream, Split
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from service import convnetjs_snapshot
+from service.spec import convnetjs_snapshot
 from service.config import Config
-from service.netspec import InvalidSpec, analyze
-from service.schemas import load_job_request
+from service.spec.netspec import InvalidSpec, analyze
+from service.spec.schemas import load_job_request
 from tests.conftest import data_dir
 from tests.convnetjs_node import convnetjs  # noqa: F401 -- the fixture
 from worker import data, exports

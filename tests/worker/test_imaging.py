@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageFile
 
 from service.config import Config
-from service.schemas import load_job_request
+from service.spec.schemas import load_job_request
 from tests.conftest import data_dir, example
 from worker import data, imaging, snapshots
 from worker.trainer import Hooks, Training

@@ -9,9 +9,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import netspec
+from service.spec import netspec
 from service.config import Config
-from service.schemas import METHODS, load_job_request
+from service.spec.schemas import METHODS, load_job_request
 from tests.conftest import data_dir, example
 from worker.model import Net
 from worker.trainer import Hooks, Training

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from service import netspec
+from service.spec import netspec
 from service.config import Config
-from service.schemas import load_job_request
+from service.spec.schemas import load_job_request
 from tests.conftest import data_dir, example
 from worker import data, snapshots
 from worker.model import Net

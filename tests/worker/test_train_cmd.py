@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from service import validate_cmd
-from service.cli import main
+from service.spec import request_body
+from service.cli.main import main
 from tests.conftest import EXAMPLES, ROOT, data_dir
 from worker import train_cmd
 
@@ -79,7 +79,7 @@ def test_train_js_paste_with_examples(tmp_path, capsys):
 def test_js_paste_defaults_to_the_demo_budget():
     from service.config import Config
 
-    body = validate_cmd.read_body(str(EXAMPLES / "net1-default.js"), Config(), demo_budget=True)
+    body = request_body.read_body(str(EXAMPLES / "net1-default.js"), Config(), demo_budget=True)
     assert body["budget"] == {"examples": 30_000}
     assert "layer_defs" in body["convnetjs"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from service.config import Config
-from service.schemas import load_job_request
+from service.spec.schemas import load_job_request
 from tests.conftest import data_dir, example
 from worker.trainer import (
     Diverged,

@@ -1,4 +1,5 @@
-"""`convtrain validate FILE` and `POST /v1/networks/validate`: check a network and show its shapes.
+"""Request bodies as the API and the command line read them: strict JSON, a FILE, and the three shapes
+that `POST /v1/networks/validate` and `convtrain validate` check.
 
 Both accept the same three shapes: a bare network ``{"layers": [...]}``, a whole
 job request, or ``{"convnetjs": "<demo source>"}`` (a `.js` file on the command
@@ -12,9 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from service import netspec, schemas
+from service.spec import netspec
+from service.spec import schemas
 from service.config import Config
-from service.netspec import InvalidSpec, SpecError
+from service.spec.netspec import InvalidSpec, SpecError
 
 # Validating a network says nothing about how long to train it, so a request
 # without a budget is checked as if it had the smallest one.
@@ -62,7 +64,7 @@ def check(body: Any, config: Config) -> netspec.Network:
         raise InvalidSpec([SpecError("", "expected a JSON object, not a list; to check a list of layers, "
                                          'wrap it as {"layers": [...]}')])
     if not isinstance(body, dict):
-        shown = "nothing" if body is None else netspec._type_name(body)
+        shown = "nothing" if body is None else netspec.type_name(body)
         raise InvalidSpec([SpecError("", f"expected a JSON object: {_SHAPES}; got {shown}")])
     if "layers" in body:
         return netspec.analyze(body, config.limits, prefix="network")
@@ -104,23 +106,3 @@ def read_body(path: str, config: Config, *, demo_budget: bool = False) -> Any:
             body["budget"] = {"examples": DEMO_EXAMPLES}
         return body
     return parse_json(raw, config)
-
-
-def run(path: str, as_json: bool, config: Config) -> int:
-    """Validate FILE and print the network's table (or JSON); return the exit status, 1 on any error."""
-    try:
-        network = check(read_body(path, config), config)
-    except InvalidSpec as exc:
-        if as_json:
-            print(json.dumps({"errors": [e.as_dict() for e in exc.errors]}, indent=2, ensure_ascii=False))
-        else:
-            for e in exc.errors:
-                print(f"{e.path}: {e.message}" if e.path else e.message)
-        return 1
-    if as_json:
-        print(json.dumps(network.as_dict(), indent=2))
-    else:
-        print(netspec.table(network))
-        print(f"\n{len(network.layers)} layers, {network.params:,} parameters, "
-              f"{network.macs:,} multiply-adds and {network.activations:,} activations per example")
-    return 0

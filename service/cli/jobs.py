@@ -19,9 +19,9 @@ from urllib.parse import quote, unquote
 import requests
 
 from service.config import Config
-from service.netspec import InvalidSpec
+from service.spec.netspec import InvalidSpec
 from service.text import duration
-from service.validate_cmd import read_body
+from service.spec.request_body import read_body
 
 TIMEOUT = 30  # seconds for one HTTP request
 POLL_SECONDS = 0.25  # watch on a terminal: about 4 polls a second

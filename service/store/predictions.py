@@ -12,7 +12,7 @@ import json
 import secrets
 import time
 
-from service.jobs import PREFIX
+from service.store.jobs import PREFIX
 
 QUEUE = f"{PREFIX}predict"
 MAX_WAITING = 1000

@@ -12,10 +12,10 @@ import time
 
 from service.celery_app import make_celery
 from service.config import Config
-from service.embedded import EmbeddedRedis
-from service.jobs import JobStore
+from service.cli.embedded import EmbeddedRedis
+from service.store.jobs import JobStore
 from service.logs import configure
-from service.reaper import Reaper
+from service.store.reaper import Reaper
 
 log = logging.getLogger("convtrain.serve")
 

@@ -21,7 +21,7 @@ class ModelFormat:
 FORMATS: dict[str, ModelFormat] = {f.name: f for f in (
     ModelFormat("pt", "model.pt", "application/octet-stream", ".pt",
                 "m = torch.load('FILE', weights_only=True)  # {'state_dict', 'network', 'layers'}; "
-                "net = worker.model.Net(service.netspec.analyze(m['network'])); net.load_state_dict(m['state_dict'])"),
+                "net = worker.model.Net(service.spec.netspec.analyze(m['network'])); net.load_state_dict(m['state_dict'])"),
     ModelFormat("safetensors", "model.safetensors", "application/octet-stream", ".safetensors",
                 "from safetensors import safe_open; f = safe_open('FILE', 'pt'); "
                 "state_dict = {k: f.get_tensor(k) for k in f.keys()}; network = json.loads(f.metadata()['network'])"),

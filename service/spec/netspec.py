@@ -151,14 +151,14 @@ def _suggest(word: str, choices) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     if value is None:
         return "null"
     return {bool: "a boolean", int: "a whole number", str: "a string", float: "a decimal number",
             list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
-def _shown(value: Any) -> str:
+def as_json_text(value: Any) -> str:
     """A scalar as the user wrote it in JSON (true, null, "5"), shortened; "" for lists and objects."""
     if isinstance(value, (list, dict, tuple)):
         return ""
@@ -172,36 +172,36 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _what(value: Any) -> str:
+def describe(value: Any) -> str:
     """The kind of a value and the value itself: 'a string ("5")', 'null', 'a list'."""
-    shown = _shown(value)
-    return f"{_type_name(value)} ({shown})" if shown and value is not None else _type_name(value)
+    shown = as_json_text(value)
+    return f"{type_name(value)} ({shown})" if shown and value is not None else type_name(value)
 
 
 def _check_value(name: str, spec: Field, value: Any) -> str | None:
     """Return a sentence about what is wrong with `value`, or None."""
     if spec.kind in ("size", "count"):
         if isinstance(value, bool) or not isinstance(value, int):
-            return f"{name} must be a whole number, not {_what(value)}"
+            return f"{name} must be a whole number, not {describe(value)}"
         if spec.kind == "size" and value < 1:
-            return f"{name} must be at least 1, got {_shown(value)}"
+            return f"{name} must be at least 1, got {as_json_text(value)}"
         if spec.kind == "count" and value < 0:
-            return f"{name} must not be negative, got {_shown(value)}"
+            return f"{name} must not be negative, got {as_json_text(value)}"
         return None
     if spec.kind in ("number", "amount", "prob"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{name} must be a number, not {_what(value)}"
+            return f"{name} must be a number, not {describe(value)}"
         # A huge whole number would overflow the float the worker turns it into.
         if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > 1e300:
-            return f"{name} must be a finite number, not {_shown(value)}"
+            return f"{name} must be a finite number, not {as_json_text(value)}"
         if spec.kind == "amount" and value < 0:
-            return f"{name} must not be negative, got {_shown(value)}"
+            return f"{name} must not be negative, got {as_json_text(value)}"
         if spec.kind == "prob" and not 0 <= value < 1:
-            return f"{name} is a probability and must be at least 0 and below 1, got {_shown(value)}"
+            return f"{name} is a probability and must be at least 0 and below 1, got {as_json_text(value)}"
         return None
     if spec.kind == "activation":
         if not isinstance(value, str) or value not in ACTIVATIONS:
-            return (f"activation must be one of {', '.join(ACTIVATIONS)}, not {_what(value)}."
+            return (f"activation must be one of {', '.join(ACTIVATIONS)}, not {describe(value)}."
                     + (_suggest(value, ACTIVATIONS) if isinstance(value, str) else ""))
     return None
 
@@ -209,7 +209,7 @@ def _check_value(name: str, spec: Field, value: Any) -> str | None:
 def _read_layer(raw: Any, path: str, errors: list[SpecError]) -> dict[str, Any] | None:
     """Check one user layer's type and fields; return it with canonical names and defaults."""
     if not isinstance(raw, dict):
-        errors.append(SpecError(path, f"a layer must be an object, not {_type_name(raw)}"))
+        errors.append(SpecError(path, f"a layer must be an object, not {type_name(raw)}"))
         return None
     kind = raw.get("type")
     if kind is None or kind == "":
@@ -217,10 +217,10 @@ def _read_layer(raw: Any, path: str, errors: list[SpecError]) -> dict[str, Any] 
         return None
     if not isinstance(kind, str):
         errors.append(SpecError(f"{path}.type", f"a layer's type must be a name such as 'conv' or 'fc', "
-                                f"not {_what(kind)}"))
+                                f"not {describe(kind)}"))
         return None
     if kind not in LAYERS:
-        errors.append(SpecError(f"{path}.type", f"unknown layer type {_shown(kind)}."
+        errors.append(SpecError(f"{path}.type", f"unknown layer type {as_json_text(kind)}."
                                 + (_suggest(kind, LAYERS) or f" Known types: {', '.join(LAYERS)}.")))
         return None
     fields = LAYERS[kind]
@@ -348,7 +348,7 @@ def analyze(spec: Any, limits: Limits = Limits(), prefix: str = "network") -> Ne
     """Validate, desugar and shape-infer a `{"layers": [...]}` spec; raise InvalidSpec listing every problem."""
     errors: list[SpecError] = []
     if not isinstance(spec, dict):
-        raise InvalidSpec([SpecError(prefix, f"a network must be an object with 'layers', not {_type_name(spec)}")])
+        raise InvalidSpec([SpecError(prefix, f"a network must be an object with 'layers', not {type_name(spec)}")])
     for key in spec:
         if key != "layers":
             errors.append(SpecError(f"{prefix}.{key}", f"'{key}' is not part of a network; it has only 'layers'"))
@@ -356,7 +356,7 @@ def analyze(spec: Any, limits: Limits = Limits(), prefix: str = "network") -> Ne
     if raw_layers is None:
         raise InvalidSpec(errors + [SpecError(f"{prefix}.layers", "a network needs a 'layers' list")])
     if not isinstance(raw_layers, list):
-        raise InvalidSpec(errors + [SpecError(f"{prefix}.layers", f"'layers' must be a list, not {_type_name(raw_layers)}")])
+        raise InvalidSpec(errors + [SpecError(f"{prefix}.layers", f"'layers' must be a list, not {type_name(raw_layers)}")])
     if not raw_layers:
         raise InvalidSpec(errors + [SpecError(f"{prefix}.layers", "'layers' is empty: a network needs at least an input and a loss layer")])
     if len(raw_layers) > limits.max_layers:
@@ -423,7 +423,7 @@ def table(network: Network) -> str:
     rows = [("#", "layer", "type", "output", "params", "macs")]
     for i, layer in enumerate(network.layers):
         shape = f"{layer['out_sx']}x{layer['out_sy']}x{layer['out_depth']}"
-        rows.append((str(i), f"layers[{layer['source']}]", _describe(layer), shape,
+        rows.append((str(i), f"layers[{layer['source']}]", layer_label(layer), shape,
                      f"{layer['params']:,}", f"{layer['macs']:,}"))
     rows.append(("", "", "total", "", f"{network.params:,}", f"{network.macs:,}"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
@@ -431,7 +431,7 @@ def table(network: Network) -> str:
     return "\n".join("  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(r, align, widths)).rstrip() for r in rows)
 
 
-def _describe(layer: dict[str, Any]) -> str:
+def layer_label(layer: dict[str, Any]) -> str:
     kind = layer["type"]
     if kind == "conv":
         return f"conv {layer['sx']}x{layer['sy']}/{layer['stride']} pad {layer['pad']}"

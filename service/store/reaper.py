@@ -8,7 +8,7 @@ import time
 
 from service.celery_app import TRAIN_TASK, queue_for
 from service.config import Config
-from service.jobs import PREFIX, JobStore
+from service.store.jobs import PREFIX, JobStore
 
 log = logging.getLogger("convtrain.reaper")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from service import datasets
-from service.jobs import PREFIX, TERMINAL
+from service.spec import datasets
+from service.store.jobs import PREFIX, TERMINAL
 
 NAMES = ("active_jobs", "examples_per_job", "params_per_network", "submits_per_minute")
 

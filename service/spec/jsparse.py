@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import json5
 
-from service.netspec import SpecError
+from service.spec.netspec import SpecError
 
 _NAME = r"[A-Za-z_$][\w$]*"
 _DECL = r"(?:(?:var|let|const)\s+)?"
@@ -115,7 +115,7 @@ def _literal(text: str, line: int, what: str, errors: list[SpecError]):
 
 def parse(text: str) -> Paste:
     """Extract layer definitions and trainer options from demo source; raise InvalidSpec on anything else."""
-    from service.netspec import InvalidSpec
+    from service.spec.netspec import InvalidSpec
 
     if not isinstance(text, str):
         raise InvalidSpec([SpecError("convnetjs", "the demo source must be text (a string)")])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from service.model_formats import FORMATS, INPUT, OUTPUT
+from service.spec.model_formats import FORMATS, INPUT, OUTPUT
 
 OLD_JOB = "this job finished before convtrain exported this format"
 
@@ -23,7 +23,7 @@ def file_name(job: dict, fmt: str) -> str:
 
 
 def card(job: dict) -> dict:
-    """The card of a succeeded job record (as service.jobs.present gives it)."""
+    """The card of a succeeded job record (as service.store.jobs.present gives it)."""
     request, summary = job["request"], job["network"]
     first, last = summary["layers"][0], summary["layers"][-1]
     formats = {}

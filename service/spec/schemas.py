@@ -20,9 +20,12 @@ from marshmallow import (
     validates_schema,
 )
 
-from service import datasets, initial_weights, jsparse, netspec
+from service.spec import datasets
+from service.spec import initial_weights
+from service.spec import jsparse
+from service.spec import netspec
 from service.config import Config
-from service.netspec import InvalidSpec, SpecError
+from service.spec.netspec import InvalidSpec, SpecError
 
 METHODS = ("sgd", "adam", "adagrad", "adadelta", "windowgrad", "nesterov")
 DEVICES = ("auto", "cpu", "gpu")
@@ -73,7 +76,7 @@ def _one_of(name, choices):
         if value not in choices:
             close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ValidationError(f"unknown {name} {netspec._shown(value)}; choose one of {', '.join(choices)}.{hint}")
+            raise ValidationError(f"unknown {name} {netspec.as_json_text(value)}; choose one of {', '.join(choices)}.{hint}")
     return check
 
 
@@ -207,11 +210,11 @@ def _friendly(errors: list[SpecError], body: dict, schema: Schema) -> list[SpecE
             where = e.path.rsplit(".", 1)[0] if "." in e.path else "a job request"
             e = SpecError(e.path, f"'{name}' is not a field of {where}.{hint}")
         elif e.message in wants:
-            e = SpecError(e.path, f"{name} must be {wants[e.message]}, not {netspec._what(_value_at(body, e.path))}")
+            e = SpecError(e.path, f"{name} must be {wants[e.message]}, not {netspec.describe(_value_at(body, e.path))}")
         elif e.message == "Field may not be null.":
             e = SpecError(e.path, f"{name} must not be null")
         elif e.message == "Number too large.":
-            e = SpecError(e.path, f"{name} is too large, got {netspec._shown(_value_at(body, e.path))}")
+            e = SpecError(e.path, f"{name} is too large, got {netspec.as_json_text(_value_at(body, e.path))}")
         elif e.message == "Special numeric values (nan or infinity) are not permitted.":
             e = SpecError(e.path, f"{name} must be a finite number")
         friendly.append(e)
@@ -236,7 +239,7 @@ def _value_at(body, path):
 def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
     """Check a whole job request; return it with every default filled in, and its network. Raise InvalidSpec."""
     if not isinstance(body, dict):
-        raise InvalidSpec([SpecError("", f"a job request must be a JSON object, not {netspec._type_name(body)}")])
+        raise InvalidSpec([SpecError("", f"a job request must be a JSON object, not {netspec.type_name(body)}")])
     schema = JobRequestSchema()
     errors: list[SpecError] = []
     try:

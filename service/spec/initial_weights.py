@@ -12,10 +12,11 @@ import json
 import re
 from typing import Any, Callable
 
-from service import convnetjs_snapshot, netspec
+from service.spec import convnetjs_snapshot
+from service.spec import netspec
 from service.config import Config
-from service.jobs import ID
-from service.netspec import InvalidSpec, SpecError
+from service.store.jobs import ID
+from service.spec.netspec import InvalidSpec, SpecError
 from service.storage import Artifacts, sha256
 
 SNAPSHOT_FILE = "init.convnetjs.json"
@@ -31,7 +32,7 @@ def parse(init: Any, config: Config) -> tuple[list[SpecError], dict | None, nets
         errors = [SpecError(f"init.{key}", f"'{key}' is not a field of init {{\"job\": ID}}")
                   for key in init if key not in ("job", "sha256")]
         if not isinstance(init["job"], str) or not ID.fullmatch(init["job"]):
-            errors.append(SpecError("init.job", f"init.job must be a job id, not {netspec._what(init['job'])}"))
+            errors.append(SpecError("init.job", f"init.job must be a job id, not {netspec.describe(init['job'])}"))
         if "sha256" in init and not (isinstance(init["sha256"], str) and _SHA.match(init["sha256"])):
             errors.append(SpecError("init.sha256", "init.sha256 must be the model's SHA-256 in hex"))
         return errors, None, None

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from service.client_cmd import BAR_WIDTH, Client, ClientError, _fmt, call
+from service.cli.jobs import BAR_WIDTH, Client, ClientError, _fmt, call
 from service.text import duration
 
 POLL_SECONDS = 0.5

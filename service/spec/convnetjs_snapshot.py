@@ -14,8 +14,8 @@ import math
 import re
 from typing import Any
 
-from service import netspec
-from service.netspec import InvalidSpec, Limits, SpecError
+from service.spec import netspec
+from service.spec.netspec import InvalidSpec, Limits, SpecError
 
 LOSS = ("softmax", "svm", "regression")
 ELEMENTWISE = ("relu", "sigmoid", "tanh")
@@ -40,13 +40,13 @@ POSITIVELY_HOMOGENEOUS = ("relu", "pool", "maxout", "dropout")
 def vol_values(vol: Any, path: str, errors: list[SpecError], shape: tuple[int, int, int] | None = None) -> list | None:
     """The numbers of a Vol `{sx, sy, depth, w}`, checked against `shape` (sx, sy, depth); None on a problem."""
     if not isinstance(vol, dict):
-        errors.append(SpecError(path, f"a Vol must be an object {{sx, sy, depth, w}}, not {netspec._type_name(vol)}"))
+        errors.append(SpecError(path, f"a Vol must be an object {{sx, sy, depth, w}}, not {netspec.type_name(vol)}"))
         return None
     dims = []
     for key in ("sx", "sy", "depth"):
         value = vol.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            errors.append(SpecError(f"{path}.{key}", f"a Vol's {key} must be a whole number, not {netspec._what(value)}"))
+            errors.append(SpecError(f"{path}.{key}", f"a Vol's {key} must be a whole number, not {netspec.describe(value)}"))
             return None
         dims.append(value)
     if shape is not None and tuple(dims) != tuple(shape):
@@ -65,11 +65,11 @@ def vol_values(vol: Any, path: str, errors: list[SpecError], shape: tuple[int, i
             return None
     if not isinstance(w, list) or len(w) != n:
         errors.append(SpecError(f"{path}.w", f"w must be a list of {n} numbers (sx*sy*depth), "
-                                f"not {netspec._type_name(w) if not isinstance(w, list) else f'{len(w)} of them'}"))
+                                f"not {netspec.type_name(w) if not isinstance(w, list) else f'{len(w)} of them'}"))
         return None
     for i, value in enumerate(w):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            errors.append(SpecError(f"{path}.w[{i}]", f"weights must be finite numbers, not {netspec._what(value)}"))
+            errors.append(SpecError(f"{path}.w[{i}]", f"weights must be finite numbers, not {netspec.describe(value)}"))
             return None
     return w
 
@@ -103,7 +103,7 @@ def to_network(snapshot: Any, limits: Limits = Limits(), path: str = "init.convn
     for i, layer in enumerate(layers):
         kind = layer.get("layer_type") if isinstance(layer, dict) else None
         if not isinstance(kind, str) or kind not in _FIELDS:
-            errors.append(SpecError(f"{path}.layers[{i}].layer_type", f"unsupported layer_type {netspec._shown(kind)}; "
+            errors.append(SpecError(f"{path}.layers[{i}].layer_type", f"unsupported layer_type {netspec.as_json_text(kind)}; "
                                     f"supported: {', '.join(_FIELDS)}"))
         types.append(kind)
     if errors:
@@ -151,7 +151,7 @@ def to_network(snapshot: Any, limits: Limits = Limits(), path: str = "init.convn
         p = f"{path}.layers[{i}]"
         for key in ("out_sx", "out_sy", "out_depth"):
             if key in theirs and theirs[key] != layer[key]:
-                errors.append(SpecError(f"{p}.{key}", f"{key} is {netspec._shown(theirs[key])}, but the layers "
+                errors.append(SpecError(f"{p}.{key}", f"{key} is {netspec.as_json_text(theirs[key])}, but the layers "
                                         f"before it give {layer[key]}"))
         if layer["type"] in ("conv", "fc"):
             _check_weights(theirs, layer, p, errors)
@@ -166,7 +166,7 @@ def _check_weights(theirs: dict, layer: dict, path: str, errors: list[SpecError]
     else:
         n, shape = layer["num_neurons"], (1, 1, layer["in_sx"] * layer["in_sy"] * layer["in_depth"])
         if "num_inputs" in theirs and theirs["num_inputs"] != shape[2]:
-            errors.append(SpecError(f"{path}.num_inputs", f"num_inputs is {netspec._shown(theirs['num_inputs'])}, "
+            errors.append(SpecError(f"{path}.num_inputs", f"num_inputs is {netspec.as_json_text(theirs['num_inputs'])}, "
                                     f"but the layers before it give {shape[2]}"))
             return
     filters = theirs.get("filters")
@@ -205,7 +205,7 @@ _SAME = {
 def describe(layer: dict) -> str:
     """A desugared layer in a few words, with its output shape."""
     kind = layer["type"]
-    words = netspec._describe(layer)
+    words = netspec.layer_label(layer)
     if kind == "conv":
         words += f", {layer['filters']} filters"
     elif kind == "fc":

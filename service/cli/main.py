@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     config = Config.from_env()
     if args.command == "validate":
-        from service.validate_cmd import run
+        from service.cli.validate import run
 
         return run(args.file, args.json, config)
     if args.command == "train":
@@ -99,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
               + ("" if config.tokens_file else f" (set CONVTRAIN_TOKENS_FILE={path} to use it)"), file=sys.stderr)
         return 0
     if args.command == "serve":
-        from service.serve import run
+        from service.cli.serve import run
 
         return run(config, host=args.host, port=args.port, workers=args.workers, insecure=args.insecure)
     if args.command == "api":
-        from service.serve import exec_api
+        from service.cli.serve import exec_api
 
         return exec_api(config, host=args.host, port=args.port, processes=args.processes, insecure=args.insecure)
     if args.command == "worker":
@@ -116,13 +116,11 @@ def main(argv: list[str] | None = None) -> int:
                     concurrency=args.concurrency, name=args.name)
         return 0
     if args.command == "sweep":
-        from service.sweep_cmd import run as sweep_run
+        from service.cli.sweeps import run as sweep_run
 
         return sweep_run(args)
-    from service import client_cmd
+    from service.cli import jobs as client_cmd
 
     return client_cmd.run(args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
