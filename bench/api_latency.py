@@ -40,7 +40,9 @@ import requests
 from redis.exceptions import RedisError
 
 from service.cli.embedded import EmbeddedRedis, free_port
-from service.store.jobs import TERMINAL, JobNotFound, JobStore
+from service.lifecycle import TERMINAL
+from service.store.jobs import JobNotFound, JobStore
+from service.store.workers import Workers
 from service.cli.serve import gunicorn_args
 
 try:
@@ -88,13 +90,13 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
 def start_worker(env: dict, folder: Path, store: JobStore, name: str = "bench-worker") -> subprocess.Popen:
     log_path = folder / f"{name}.log"
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--name", name, "--device", "cpu"],
+        proc = subprocess.Popen([sys.executable, "-m", "worker", "worker", "--name", name, "--device", "cpu"],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
-        if name in store.workers() and b" ready." in log_path.read_bytes():
+        if name in Workers(store.r).names() and b" ready." in log_path.read_bytes():
             return proc
         time.sleep(0.1)
     stop_process(proc)

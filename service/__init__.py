@@ -1,1 +1,2 @@
-"""convtrain service: the torch-free API, spec language and job store."""
+"""convtrain service: torch-free. The lifecycle and errors at the top; spec/, store/, api/ and cli/ below
+(see README, Layout)."""

@@ -44,7 +44,7 @@ class Config:
     checkpoint_seconds: float = 5.0
     snapshot_seconds: float = 5.0  # layer pictures of the probe image
     max_attempts: int = 3
-    metrics_interval_seconds: float = 1.0  # one point at least every 100 examples or this many seconds
+    metrics_interval_seconds: float = 1.0  # metric points wait at most this long to be written, in one batch
 
     @property
     def data_path(self) -> Path:

@@ -44,7 +44,7 @@ class ConvtrainError(Exception):
         """The field errors as JSON objects (None: the error is about no field in particular)."""
         if self.errors is None:
             return None
-        return [e.as_dict() if isinstance(e, FieldError) else dict(e) for e in self.errors]
+        return [e.as_dict() if hasattr(e, "as_dict") else dict(e) for e in self.errors]
 
 
 class BadRequest(ConvtrainError):

@@ -139,3 +139,43 @@ class JobControl:
         """Publish a long-queued job again: its message may be lost. A duplicate is a no-op."""
         self.store.touch_requeued(job_id)
         self.publish(job_id)
+
+
+class Attempt:
+    """One worker's attempt at a job, holding its lease: every write is fenced by the attempt's token, so a
+    worker that lost its lease changes nothing. Each ending is one step: the status and its timeline event."""
+
+    def __init__(self, store, job_id: str, token: str):
+        self.store, self.job_id, self.token = store, job_id, token
+
+    def succeed(self, examples: int, result: dict, model: dict) -> bool:
+        return self.store.finish(self.job_id, self.token, SUCCEEDED,
+                                 {"event": "finished", "examples": examples, "result": result},
+                                 result=result, model=model, examples_seen=examples)
+
+    def fail(self, error: dict) -> bool:
+        return self.store.finish(self.job_id, self.token, FAILED, {"event": "failed", "error": error}, error=error)
+
+    def cancelled(self, examples: int) -> bool:
+        return self.store.finish(self.job_id, self.token, CANCELLED, {"event": "cancelled", "examples": examples},
+                                 examples_seen=examples)
+
+    def pause(self, examples: int) -> str:
+        """Give the job back paused: `paused`, or `cancelled` when a cancel came first (`lost`: fenced out)."""
+        outcome = self.store.release(self.job_id, self.token, PAUSED, {"event": "paused", "examples": examples},
+                                     preempted=True)
+        return {1: PAUSED, 2: CANCELLED}.get(outcome, "lost")
+
+    def requeue(self, examples: int, reason: str) -> str:
+        """Give the job back to the queue for another worker (this one is shutting down)."""
+        outcome = self.store.release(self.job_id, self.token, QUEUED,
+                                     {"event": "requeued", "examples": examples, "reason": reason}, preempted=True)
+        return {1: "requeued", 2: CANCELLED}.get(outcome, "lost")
+
+
+def not_started(store, job_id: str, outcome: str) -> None:
+    """The timeline event for a start that ended the job instead (too many lost workers, a pending cancel)."""
+    if outcome == FAILED:
+        store.add_event(job_id, "failed", error=store.get(job_id)["error"])
+    elif outcome == CANCELLED:
+        store.add_event(job_id, "cancelled", reason="cancelled before it started")

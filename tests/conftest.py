@@ -55,7 +55,7 @@ class Service:
 
     def start_worker(self, name: str, *extra: str) -> subprocess.Popen:
         log = open(self.folder / f"{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--name", name, *extra],
+        proc = subprocess.Popen([sys.executable, "-m", "worker", "worker", "--name", name, *extra],
                                 env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.workers.append(proc)
         self.wait_worker(name)
@@ -64,12 +64,13 @@ class Service:
     def wait_worker(self, name: str, timeout: float = 60) -> None:
         """Wait until the worker has announced itself and consumes its queues."""
         from service.store.jobs import JobStore
+        from service.store.workers import Workers
 
         store = JobStore.from_url(self.url)
         deadline = time.monotonic() + timeout
         log = self.folder / f"{name}.log"
         while time.monotonic() < deadline:
-            if name in store.workers() and log.exists() and b" ready." in log.read_bytes():
+            if name in Workers(store.r).names() and log.exists() and b" ready." in log.read_bytes():
                 return
             time.sleep(0.1)
         raise TimeoutError(f"worker {name} did not start: {log.read_text()[-3000:] if log.exists() else ''}")

@@ -16,6 +16,7 @@ from service.celery_app import QUEUES, TRAIN_TASK, make_celery
 from service.config import Config
 from service.store.jobs import JobStore
 from service.store.reaper import Reaper
+from service.store.workers import Workers
 from service.storage import Artifacts
 from worker.predict import Predictor
 from worker.runner import WorkerContext, run_job
@@ -47,20 +48,21 @@ class Liveness(threading.Thread):
     def __init__(self, ctx: WorkerContext, every: float = 5.0):
         super().__init__(daemon=True, name="liveness")
         self.ctx, self.every = ctx, every
+        self.workers = Workers(ctx.store.r)
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while True:
             try:
                 rate = round(sum(self.ctx.rates.values()), 1)
-                self.ctx.store.worker_alive(self.ctx.name, self.every * 3,
+                self.workers.alive(self.ctx.name, self.every * 3,
                                             {"device": self.ctx.device, "examples_per_second": rate})
             except Exception as exc:
                 log.warning("liveness update failed: %s", exc)
             if self.stopped.wait(self.every):
                 break
         try:
-            self.ctx.store.worker_gone(self.ctx.name)
+            self.workers.gone(self.ctx.name)
         except Exception:
             pass
 

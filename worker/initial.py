@@ -1,4 +1,4 @@
-"""The weights a job starts from when its request has `init` (service/initial_weights.py checked it)."""
+"""The weights a job starts from when its request has `init` (service/spec/initial_weights.py checked it)."""
 
 from __future__ import annotations
 

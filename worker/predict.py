@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import logging
 import threading
-import time
 from collections import OrderedDict
 
 import torch
 
-from service.store.predictions import QUEUE, answer
+from service.store.predictions import answer, take
 from worker import imaging
 from worker.data import center_crop, to_input
 from worker.exports import load_net
@@ -35,16 +33,13 @@ class Predictor(threading.Thread):
         r = self.ctx.store.r
         while not self.stopped.is_set():
             try:
-                item = r.brpop([QUEUE], timeout=self.poll_seconds)
+                request = take(r, self.poll_seconds)
             except Exception as exc:  # Redis restarting
                 log.warning("predict queue unavailable: %s", exc)
                 self.stopped.wait(1.0)
                 continue
-            if item is None:
+            if request is None:
                 continue
-            request = json.loads(item[1])
-            if request["deadline"] < time.time():
-                continue  # the asker has given up
             try:
                 result = self.handle(request)
             except ValueError as exc:
@@ -59,7 +54,7 @@ class Predictor(threading.Thread):
 
     def model(self, job_id: str) -> Net:
         """The job's trained model, loaded once and kept while it is among the recently used."""
-        info = json.loads(self.ctx.store.r.hget(self.ctx.store.key(job_id), "model") or "null")
+        info = self.ctx.store.model_info(job_id)
         if info is None:
             raise ValueError("the job has no trained model")
         key = (job_id, info["sha256"])

@@ -14,12 +14,14 @@ import torch
 
 from service.config import Config
 from service.spec.datasets import DatasetError
+from service.lifecycle import Attempt, not_started
 from service.store.jobs import JobStore
 from service.logs import job_context
 from service.spec.netspec import analyze
 from service.storage import Artifacts, sha256
 from worker.exports import store_exports
 from worker.initial import initial_state
+from worker.timeline import Timeline
 from worker.trainer import (
     Diverged,
     Hooks,
@@ -102,10 +104,7 @@ def run_job(ctx: WorkerContext, job_id: str) -> str:
     start = patiently(ctx.store.start, job_id, ctx.name, cfg.lease_seconds, cfg.max_attempts, token)
     if start.outcome != "started":
         log.info("job %s: not started (%s)", job_id, start.outcome, extra={"job_id": job_id})
-        if start.outcome == "failed":  # too many lost workers: the timeline says so too
-            quietly(ctx.store.add_event, job_id, "failed", error=ctx.store.get(job_id)["error"])
-        elif start.outcome == "cancelled":
-            quietly(ctx.store.add_event, job_id, "cancelled", reason="cancelled before it started")
+        quietly(not_started, ctx.store, job_id, start.outcome)  # too many lost workers, a pending cancel
         return start.outcome
     beat = Heartbeat(ctx, job_id, token)
     beat.start()
@@ -116,11 +115,14 @@ def run_job(ctx: WorkerContext, job_id: str) -> str:
         ctx.rates.pop(job_id, None)
 
 
-def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Heartbeat) -> str:
+def _train(ctx: WorkerContext, job_id: str, token: str, number: int, beat: Heartbeat) -> str:
     store, cfg = ctx.store, ctx.config
+    attempt = Attempt(store, job_id, token)
+    timeline = Timeline(lambda entries, **fields: quietly(store.add_points, job_id, token, entries, **fields),
+                        cfg.metrics_interval_seconds)
     record = patiently(store.raw, job_id)
     request = patiently(store.request, job_id)
-    log.info("job %s: attempt %d on %s", job_id, attempt, ctx.name, extra={"job_id": job_id})
+    log.info("job %s: attempt %d on %s", job_id, number, ctx.name, extra={"job_id": job_id})
     try:
         device = request.get("device", "auto")
         device = ctx.device if device == "auto" else device
@@ -132,28 +134,30 @@ def _train(ctx: WorkerContext, job_id: str, token: str, attempt: int, beat: Hear
         training = Training(request, network, data_dir=cfg.data_path, device=device, state=state, initial=initial)
         quietly(store.update, job_id, token, device=str(training.device))
         event = "resumed" if state is not None else "started"
-        quietly(store.add_point, job_id, token, {"event": event, "examples": training.examples, "attempt": attempt})
-        result = training.run(_hooks(ctx, job_id, token, beat, training))
-        return _succeed(ctx, job_id, token, training, result)
+        timeline.event({"event": event, "examples": training.examples, "attempt": number})
+        result = training.run(_hooks(ctx, job_id, token, beat, timeline))
+        timeline.flush()
+        return _succeed(ctx, attempt, training, result)
     except Interrupted as stop:
-        return _interrupted(ctx, job_id, token, stop)
+        timeline.flush()
+        return _interrupted(ctx, attempt, stop, timeline)
     except Diverged as exc:
-        return _fail(store, job_id, token, "diverged", str(exc), examples=exc.examples)
+        return _fail(attempt, timeline, "diverged", str(exc), examples=exc.examples)
     except DatasetError as exc:
-        return _fail(store, job_id, token, "invalid_data", str(exc))
+        return _fail(attempt, timeline, "invalid_data", str(exc))
     except torch.OutOfMemoryError as exc:
-        return _fail(store, job_id, token, "out_of_memory", f"out of memory: {exc}")
+        return _fail(attempt, timeline, "out_of_memory", f"out of memory: {exc}")
     except ValueError as exc:  # e.g. a GPU asked for on a machine without one
-        return _fail(store, job_id, token, "invalid_request", str(exc))
+        return _fail(attempt, timeline, "invalid_request", str(exc))
     except Exception as exc:
         log.exception("job %s failed", job_id, extra={"job_id": job_id})
-        return _fail(store, job_id, token, "internal", f"{type(exc).__name__}: {exc}")
+        return _fail(attempt, timeline, "internal", f"{type(exc).__name__}: {exc}")
 
 
 
-def _succeed(ctx: WorkerContext, job_id: str, token: str, training: Training, result: dict) -> str:
+def _succeed(ctx: WorkerContext, attempt: Attempt, training: Training, result: dict) -> str:
     """Store the model, its exports and test predictions; then the job has succeeded."""
-    store = ctx.store
+    store, job_id = ctx.store, attempt.job_id
     weights = training.weights()
     blob = save_state(weights)
     ctx.artifacts.put(job_id, MODEL_FILE, blob)
@@ -161,9 +165,8 @@ def _succeed(ctx: WorkerContext, job_id: str, token: str, training: Training, re
         {"test_acc": result["test_acc"], "predictions": training.predictions(PREDICTIONS)}).encode())
     model = {"file": MODEL_FILE, "format": "pt", "bytes": len(blob), "sha256": sha256(blob)}
     model["exports"] = store_exports(ctx.artifacts, job_id, weights, blob)  # every format (worker/exports.py)
-    quietly(store.add_point, job_id, token, {"event": "finished", "examples": training.examples, "result": result})
     checkpoint = quietly(store.checkpoint_name, job_id)
-    if patiently(store.finish, job_id, token, "succeeded", result=result, model=model, examples_seen=training.examples):
+    if patiently(attempt.succeed, training.examples, result, model):
         log.info("job %s succeeded: test_acc %.4f", job_id, result["test_acc"], extra={"job_id": job_id})
         if checkpoint:
             ctx.artifacts.remove(job_id, checkpoint)  # nothing will resume a finished job
@@ -171,7 +174,7 @@ def _succeed(ctx: WorkerContext, job_id: str, token: str, training: Training, re
     return "lost"
 
 
-def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, training: Training) -> Hooks:
+def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, timeline: Timeline) -> Hooks:
     store, cfg = ctx.store, ctx.config
     last_flags = {"t": 0.0, "flags": {}}
 
@@ -182,13 +185,13 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, trainin
 
     def on_metrics(point: dict) -> None:
         ctx.rates[job_id] = point.get("examples_per_second") or 0.0
-        quietly(store.add_point, job_id, token, point, metrics=point, examples_seen=point["examples"])
+        timeline.point(point)
 
     def on_event(event: dict) -> None:
-        quietly(store.add_point, job_id, token, {"event": event.pop("type"), **event})
+        timeline.event({"event": event.pop("type"), **event})
 
     def on_checkpoint(state: dict) -> None:
-        _checkpoint(ctx, job_id, token, state)
+        _checkpoint(ctx, job_id, token, state, timeline)
 
     def on_snapshot(snapshot, examples: int) -> None:
         number = quietly(store.add_snapshot, job_id, token, snapshot.stats, examples)
@@ -196,9 +199,10 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, trainin
             return
         for name, png in snapshot.images.items():
             ctx.artifacts.put(job_id, f"snapshots/{number}/{name}", png)
-        quietly(store.add_point, job_id, token, {"event": "snapshot", "snapshot": number, "examples": examples})
+        timeline.event({"event": "snapshot", "snapshot": number, "examples": examples})
 
     def poll() -> str | None:
+        timeline.tick()
         if beat.lost.is_set():
             return "lost"
         f = flags()
@@ -217,46 +221,40 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, trainin
 
     return Hooks(on_metrics=on_metrics, on_event=on_event, on_checkpoint=on_checkpoint, on_snapshot=on_snapshot,
                  poll=poll, trainer_changes=trainer_changes, checkpoint_seconds=cfg.checkpoint_seconds,
-                 snapshot_seconds=cfg.snapshot_seconds, metrics_seconds=cfg.metrics_interval_seconds)
+                 snapshot_seconds=cfg.snapshot_seconds)
 
 
-def _checkpoint(ctx: WorkerContext, job_id: str, token: str, state: dict) -> None:
+def _checkpoint(ctx: WorkerContext, job_id: str, token: str, state: dict, timeline: Timeline) -> None:
     """Write an attempt-scoped checkpoint, then point the record at it (fenced)."""
     name = f"checkpoint-{token}.pt"
     ctx.artifacts.put(job_id, name, save_state(state))
     previous = quietly(ctx.store.checkpoint_name, job_id)
     landed = quietly(ctx.store.update, job_id, token, checkpoint=name, checkpoint_examples=state["examples"])
     if landed:
-        quietly(ctx.store.add_point, job_id, token, {"event": "checkpoint", "examples": state["examples"]})
+        timeline.event({"event": "checkpoint", "examples": state["examples"]})
         if previous and previous != name:
             ctx.artifacts.remove(job_id, previous)
     elif landed is not None:  # fenced out: another attempt owns the job
         ctx.artifacts.remove(job_id, name)
 
 
-def _interrupted(ctx: WorkerContext, job_id: str, token: str, stop: Interrupted) -> str:
-    store = ctx.store
+def _interrupted(ctx: WorkerContext, attempt: Attempt, stop: Interrupted, timeline: Timeline) -> str:
+    job_id = attempt.job_id
     if stop.reason == "lost":
         log.warning("job %s: lease lost, another attempt owns it; stopping", job_id, extra={"job_id": job_id})
         return "lost"
     if stop.reason == "cancel":
-        quietly(store.add_point, job_id, token, {"event": "cancelled", "examples": stop.examples})
-        patiently(store.finish, job_id, token, "cancelled", examples_seen=stop.examples)
+        patiently(attempt.cancelled, stop.examples)
         return "cancelled"
-    _checkpoint(ctx, job_id, token, stop.state)
+    _checkpoint(ctx, job_id, attempt.token, stop.state, timeline)
     if stop.reason == "pause":
-        quietly(store.add_point, job_id, token, {"event": "paused", "examples": stop.examples})
-        return "cancelled" if patiently(store.release, job_id, token, "paused", preempted=True) == 2 else "paused"
-    quietly(store.add_point, job_id, token, {"event": "requeued", "examples": stop.examples,
-                                             "reason": "worker shutting down"})
-    patiently(store.release, job_id, token, "queued", preempted=True, timeout=10)
-    return "requeued"
+        return patiently(attempt.pause, stop.examples)
+    return patiently(attempt.requeue, stop.examples, "worker shutting down", timeout=10)
 
 
-def _fail(store: JobStore, job_id: str, token: str, kind: str, message: str, **extra) -> str:
+def _fail(attempt: Attempt, timeline: Timeline, kind: str, message: str, **extra) -> str:
+    timeline.flush()  # the points before the failure, then the failure
     error = {"type": kind, "message": message, **extra}
-    log.warning("job %s failed: %s", job_id, message, extra={"job_id": job_id})
-    quietly(store.add_point, job_id, token, {"event": "failed", "error": error})
-    patiently(store.finish, job_id, token, "failed", error=error)
+    log.warning("job %s failed: %s", attempt.job_id, message, extra={"job_id": attempt.job_id})
+    patiently(attempt.fail, error)
     return "failed"
-

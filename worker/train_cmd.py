@@ -19,12 +19,11 @@ from service.config import Config
 from service.spec.datasets import DatasetError
 from service.spec.netspec import InvalidSpec
 from service.spec.schemas import load_job_request
-from service.text import duration
+from service.text import bar, duration, examples_count, metric_words, number
 from service.spec.request_body import read_body
 
 RESULT_KEYS = ("examples_seen", "train_acc", "val_acc", "test_acc", "class_loss", "l2_loss",
                "examples_per_second", "seconds")
-BAR_WIDTH = 20
 
 
 class CommandError(Exception):
@@ -57,12 +56,6 @@ def _device(arg: str | None, request: dict) -> str:
 
 # --- output ---------------------------------------------------------------------
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-
-
 def progress_line(point: dict, total: int | None, seconds_budget: float | None = None,
                   rate: float | None = None) -> str:
     """`[#####.....] 12,300/30,000 examples  loss 0.231  acc 0.93  val 0.95  ETA 3s`.
@@ -74,17 +67,11 @@ def progress_line(point: dict, total: int | None, seconds_budget: float | None =
     if total:
         fraction = min(1.0, seen / total)
         eta = (total - seen) / rate if rate else None
-        count = f"{seen:,}/{total:,} examples"
     else:
         elapsed = float(point.get("seconds") or 0)
         fraction = min(1.0, elapsed / seconds_budget) if seconds_budget else 0.0
         eta = max(0.0, seconds_budget - elapsed) if seconds_budget else None
-        count = f"{seen:,} examples"
-    filled = int(fraction * BAR_WIDTH)
-    parts = [f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {count}",
-             f"loss {_fmt(point.get('class_loss'))}", f"acc {_fmt(point.get('train_acc'), 2)}"]
-    if point.get("val_acc") is not None:
-        parts.append(f"val {_fmt(point.get('val_acc'), 2)}")
+    parts = [f"{bar(fraction)} {examples_count(seen, total)}", *metric_words(point)]
     parts.append(f"ETA {duration(eta)}")
     return "  ".join(parts)
 
@@ -92,15 +79,15 @@ def progress_line(point: dict, total: int | None, seconds_budget: float | None =
 def result_table(result: dict) -> str:
     rows = [
         ("examples seen", f"{result['examples_seen']:,}"),
-        ("train acc", _fmt(result.get("train_acc"), 4)),
-        ("val acc", _fmt(result.get("val_acc"), 4)),
-        ("test acc", _fmt(result.get("test_acc"), 4)),
+        ("train acc", number(result.get("train_acc"), 4)),
+        ("val acc", number(result.get("val_acc"), 4)),
+        ("test acc", number(result.get("test_acc"), 4)),
     ]
     if result.get("test_acc_crops") is not None:
-        rows.append(("test acc (crops)", _fmt(result["test_acc_crops"], 4)))
+        rows.append(("test acc (crops)", number(result["test_acc_crops"], 4)))
     rows += [
-        ("class loss", _fmt(result.get("class_loss"), 4)),
-        ("L2 loss", _fmt(result.get("l2_loss"), 4)),
+        ("class loss", number(result.get("class_loss"), 4)),
+        ("L2 loss", number(result.get("l2_loss"), 4)),
         ("examples/s", f"{result.get('examples_per_second') or 0:,.1f}"),
         ("seconds", f"{result.get('seconds') or 0:,.1f}"),
     ]
@@ -171,7 +158,7 @@ def run(args, config: Config) -> int:
             seconds_budget = float(budget["seconds"]) if "seconds" in budget else None
             if sys.stderr.isatty():
                 bar = ProgressBar(sys.stderr, training.examples_total, seconds_budget)
-            result = training.run(Hooks(on_metrics=bar, metrics_seconds=0.25 if bar else 1.0))
+            result = training.run(Hooks(on_metrics=bar))
         except DatasetError as exc:
             raise CommandError(_one_line(exc)) from None
         except Diverged as exc:

@@ -9,8 +9,11 @@ from flask import Flask
 
 from service.celery_app import make_celery
 from service.config import Config
-from service.store.jobs import JobStore
+from service.lifecycle import JobControl
 from service.storage import Artifacts
+from service.store.jobs import JobStore
+from service.store.sweeps import SweepStore
+from service.store.workers import Workers
 
 
 @dataclass
@@ -21,6 +24,15 @@ class Services:
     store: JobStore
     celery: object
     artifacts: Artifacts
+    control: JobControl
+    sweeps: SweepStore
+    workers: Workers
+
+    @classmethod
+    def build(cls, config: Config, url: str) -> "Services":
+        store, celery = JobStore.from_url(url), make_celery(config, url)
+        return cls(config, store, celery, Artifacts(config.artifacts_url), JobControl(store, celery),
+                   SweepStore(store.r), Workers(store.r))
 
 
 def create_app(config: Config | None = None, redis_url: str | None = None) -> Flask:
@@ -28,7 +40,6 @@ def create_app(config: Config | None = None, redis_url: str | None = None) -> Fl
     from service.api import (
         dashboard,
         docs,
-        errors,
         events,
         health,
         jobs,
@@ -37,6 +48,7 @@ def create_app(config: Config | None = None, redis_url: str | None = None) -> Fl
         networks,
         observability,
         predict,
+        problems,
         security,
         sweeps,
     )
@@ -48,9 +60,8 @@ def create_app(config: Config | None = None, redis_url: str | None = None) -> Fl
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
-    app.extensions["convtrain"] = Services(config, JobStore.from_url(url), make_celery(config, url),
-                                           Artifacts(config.artifacts_url))
-    errors.register(app)
+    app.extensions["convtrain"] = Services.build(config, url)
+    problems.register(app)
     for module in (jobs, events, layers, predict, models, networks, health, docs, dashboard, observability,
                    security, sweeps):
         app.register_blueprint(module.bp)

@@ -8,7 +8,7 @@ from importlib import resources
 import yaml
 from flask import Blueprint, Response, send_file
 
-from service.api.errors import Problem
+from service.errors import NotFound
 
 bp = Blueprint("docs", __name__)
 
@@ -45,5 +45,5 @@ ASSETS = {"docs.js": "text/javascript", "docs.css": "text/css"}
 @bp.get("/docs/<asset>")
 def docs_asset(asset: str):
     if asset not in ASSETS:
-        raise Problem(404, "Not Found", f"no asset {asset!r}")
+        raise NotFound(f"no asset {asset!r}")
     return send_file(resources.files("service").joinpath(f"static/{asset}"), mimetype=ASSETS[asset])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, current_app
 
-from service.api.errors import problem_response
+from service.api.lookup import services
+from service.errors import Unavailable
 
 bp = Blueprint("health", __name__)
 
@@ -17,15 +18,13 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    store = current_app.extensions["convtrain"].store
+    s = services()
     try:
-        store.r.ping()
-        workers = store.workers()
+        s.store.r.ping()
+        workers = s.workers.names()
     except redis.exceptions.RedisError as exc:
         current_app.logger.warning("readyz: redis unreachable: %s", exc)
-        return problem_response(503, "Service Unavailable", "Redis is unreachable",
-                                headers={"Retry-After": "5"}, checks={"redis": False, "workers": 0})
+        raise Unavailable("Redis is unreachable", checks={"redis": False, "workers": 0}) from None
     if not workers:
-        return problem_response(503, "Service Unavailable", "no worker is alive to train jobs",
-                                headers={"Retry-After": "5"}, checks={"redis": True, "workers": 0})
+        raise Unavailable("no worker is alive to train jobs", checks={"redis": True, "workers": 0})
     return {"status": "ready", "checks": {"redis": True, "workers": len(workers)}, "workers": workers}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, request, url_for
 
-from service.api.errors import Problem
-from service.api.jobs import _int_arg, _job
+from service.api.lookup import services, visible_job
+from service.api.params import int_arg
+from service.errors import Conflict, NotFound
 
 bp = Blueprint("layers", __name__, url_prefix="/v1/jobs")
 PICTURES = ("activations", "gradients", "filters")
@@ -16,19 +17,19 @@ PREDICTIONS_FILE = "predictions.json"
 
 def _snapshot(job_id: str) -> tuple[int, dict]:
     """The snapshot asked for with ?snapshot=K, or the latest; 404 when there is none (yet)."""
-    store = current_app.extensions["convtrain"].store
+    store = services().store
     count = store.snapshot_count(job_id)
     if count == 0:
-        raise Problem(404, "Not Found", "the job has no layer snapshot yet; the first comes with its first batch")
-    number = _int_arg("snapshot", count, 1, count)
+        raise NotFound("the job has no layer snapshot yet; the first comes with its first batch")
+    number = int_arg("snapshot", count, 1, count)
     return number, store.snapshot(job_id, number)
 
 
 @bp.get("/<job_id>/layers")
 def layers(job_id: str):
-    _job(job_id)
+    visible_job(job_id)
     number, snapshot = _snapshot(job_id)
-    count = current_app.extensions["convtrain"].store.snapshot_count(job_id)
+    count = services().store.snapshot_count(job_id)
     out = []
     for layer in snapshot["layers"]:
         kinds = PICTURES if layer["type"] == "conv" else PICTURES[:2]
@@ -40,16 +41,16 @@ def layers(job_id: str):
 
 @bp.get("/<job_id>/layers/<int:index>/<kind>.png")
 def picture(job_id: str, index: int, kind: str):
-    _job(job_id)
+    visible_job(job_id)
     if kind not in PICTURES:
-        raise Problem(404, "Not Found", f"no {kind!r} picture; there are {', '.join(PICTURES)}")
+        raise NotFound(f"no {kind!r} picture; there are {', '.join(PICTURES)}")
     number, snapshot = _snapshot(job_id)
     if index >= len(snapshot["layers"]) or (kind == "filters" and snapshot["layers"][index]["type"] != "conv"):
-        raise Problem(404, "Not Found", f"layer {index} has no {kind} picture")
+        raise NotFound(f"layer {index} has no {kind} picture")
     try:
-        data = current_app.extensions["convtrain"].artifacts.get(job_id, f"snapshots/{number}/layer-{index}-{kind}.png")
+        data = services().artifacts.get(job_id, f"snapshots/{number}/layer-{index}-{kind}.png")
     except FileNotFoundError:
-        raise Problem(404, "Not Found", "the picture is missing from the artifact store") from None
+        raise NotFound("the picture is missing from the artifact store") from None
     # A numbered snapshot never changes; "the latest" does. Private: the picture belongs to one tenant.
     cache = "private, max-age=86400, immutable" if "snapshot" in request.args else "private, no-cache"
     return Response(data, mimetype="image/png", headers={"Cache-Control": cache})
@@ -57,12 +58,12 @@ def picture(job_id: str, index: int, kind: str):
 
 @bp.get("/<job_id>/predictions")
 def predictions(job_id: str):
-    job = _job(job_id)
-    limit = _int_arg("limit", 20, 1, 100)
+    job = visible_job(job_id)
+    limit = int_arg("limit", 20, 1, 100)
     if job["status"] != "succeeded":
-        raise Problem(409, "Conflict", f"the job is {job['status']}; test predictions come when it has succeeded")
+        raise Conflict(f"the job is {job['status']}; test predictions come when it has succeeded")
     try:
-        saved = json.loads(current_app.extensions["convtrain"].artifacts.get(job_id, PREDICTIONS_FILE))
+        saved = json.loads(services().artifacts.get(job_id, PREDICTIONS_FILE))
     except FileNotFoundError:
-        raise Problem(404, "Not Found", "the predictions are missing from the artifact store") from None
+        raise NotFound("the predictions are missing from the artifact store") from None
     return {"test_acc": saved["test_acc"], "predictions": saved["predictions"][:limit]}

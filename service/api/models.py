@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response
 
-from service.api.errors import Problem
-from service.api.jobs import _job
+from service.api.lookup import services, visible_job
+from service.api.params import choice_arg
+from service.errors import Conflict, NotFound
 from service.spec.model_card import card as model_card
 from service.spec.model_card import exports, file_name
 from service.spec.model_formats import FORMATS
@@ -15,28 +16,24 @@ bp = Blueprint("models", __name__, url_prefix="/v1/jobs")
 
 
 def _succeeded(job_id: str) -> dict:
-    job = _job(job_id)
+    job = visible_job(job_id)
     if job["status"] != "succeeded":
-        raise Problem(409, "Conflict", f"the job is {job['status']}; its model is available once it has succeeded")
+        raise Conflict(f"the job is {job['status']}; its model is available once it has succeeded")
     return job
 
 
 @bp.get("/<job_id>/model")
 def model(job_id: str):
-    _job(job_id)
-    fmt = request.args.get("format", "pt")
-    if fmt not in FORMATS:
-        available = ", ".join(FORMATS)
-        raise Problem(400, "Bad Request", f"unknown model format {fmt!r}; available: {available}",
-                      errors=[{"path": "query.format", "message": f"available formats: {available}"}])
+    visible_job(job_id)
+    fmt = choice_arg("format", FORMATS, "pt")
     job = _succeeded(job_id)
     info = exports(job)[fmt]
     if "error" in info:
-        raise Problem(404, "Not Found", f"this job has no {fmt} export: {info['error']}")
+        raise NotFound(f"this job has no {fmt} export: {info['error']}")
     try:
-        data = current_app.extensions["convtrain"].artifacts.get(job_id, info["file"])
+        data = services().artifacts.get(job_id, info["file"])
     except FileNotFoundError:
-        raise Problem(404, "Not Found", "the model file is missing from the artifact store") from None
+        raise NotFound("the model file is missing from the artifact store") from None
     return Response(data, mimetype=FORMATS[fmt].media_type, headers={
         "Content-Disposition": f'attachment; filename="{file_name(job, fmt)}"',
         "ETag": f'"{sha256(data)}"',

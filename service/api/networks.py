@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
-from service.spec import datasets
 from service.api.body import json_body
-from service.api.errors import problem_response
-from service.spec.request_body import validate_body
+from service.api.lookup import services
+from service.spec import datasets
+from service.spec.netspec import InvalidSpec
+from service.spec.request_body import check
 
 bp = Blueprint("networks", __name__, url_prefix="/v1")
 
 
 @bp.post("/networks/validate")
 def validate():
-    status, body = validate_body(json_body(), current_app.extensions["convtrain"].config)
-    if status == 200:
-        return body
-    return problem_response(422, "Invalid network", f"{len(body['errors'])} problem(s) found", errors=body["errors"])
+    try:
+        return check(json_body(), services().config).as_dict()
+    except InvalidSpec as exc:
+        raise InvalidSpec(exc.errors, title="Invalid network") from None
 
 
 @bp.get("/datasets")
 def listing():
-    return {"datasets": datasets.describe(current_app.extensions["convtrain"].config.data_path)}
+    return {"datasets": datasets.describe(services().config.data_path)}

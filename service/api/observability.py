@@ -3,9 +3,9 @@
 Every API process times its requests and adds them to a latency histogram kept in Redis,
 so that all gunicorn processes (and every API replica on the same Redis) report one set
 of numbers. Per series, i.e. per (method, route rule, status class), one hash
-``convtrain:http:["GET", "/v1/jobs/<job_id>", "2xx"]`` holds one counter per bucket
+``http:["GET", "/v1/jobs/<job_id>", "2xx"]`` (keys in service/store/keys.py) holds one counter per bucket
 (``le:0.005``: requests that took at most 5 ms and more than the bucket below) and
-``sum_us`` (total microseconds); the set ``convtrain:http:series`` names the hashes. A request
+``sum_us`` (total microseconds); the set ``http:series`` names the hashes. A request
 costs one MULTI/EXEC round trip of three commands, after its response is built. A Redis
 failure never breaks a request: it is logged, and recording pauses for a few seconds.
 
@@ -26,7 +26,8 @@ import redis
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from service.celery_app import QUEUES
-from service.store.jobs import PREFIX
+from service.lifecycle import STATUSES
+from service.store import keys
 
 bp = Blueprint("observability", __name__)
 log = logging.getLogger("convtrain.api.metrics")
@@ -34,7 +35,7 @@ log = logging.getLogger("convtrain.api.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Upper bounds in seconds: 1 ms .. 2.5 s, then +Inf.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-SERIES = f"{PREFIX}http:series"
+SERIES = keys.HTTP_SERIES
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 UNMATCHED = "(unmatched)"  # 404s and 405s: no rule, and the raw path would make unbounded series
 BACKOFF_SECONDS = 5.0
@@ -42,10 +43,6 @@ BACKOFF_SECONDS = 5.0
 _KOMBU_SEP = "\x06\x16"
 _KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
 _SKIPPED_ENDPOINTS = {"observability.metrics"}
-
-
-def _series_key(member: str) -> str:
-    return f"{PREFIX}http:{member}"
 
 
 def _fmt(value: float) -> str:
@@ -82,7 +79,7 @@ class _Recorder:
             return
         le = next((b for b in BUCKETS if seconds <= b), math.inf)
         member = json.dumps([method, route, status_class])
-        key = _series_key(member)
+        key = keys.http(member)
         try:
             pipe = client.pipeline(transaction=True)
             pipe.hincrby(key, _bucket_field(le), 1)
@@ -176,7 +173,7 @@ def latency_series(client: redis.Redis) -> list[tuple[dict, list[tuple[float, in
         return []
     pipe = client.pipeline(transaction=False)
     for member in members:
-        pipe.hgetall(_series_key(member))
+        pipe.hgetall(keys.http(member))
     out = []
     bounds = (*BUCKETS, math.inf)
     for member, fields in zip(members, pipe.execute()):
@@ -205,12 +202,12 @@ def latency_series(client: redis.Redis) -> list[tuple[dict, list[tuple[float, in
     return out
 
 
-def render(store) -> str:
+def render(services) -> str:
     """The whole exposition; Redis errors propagate (the app answers 503)."""
-    r = store.r
-    jobs = store.count_by_status()
+    r = services.store.r
+    jobs = services.store.count_by_status(STATUSES)
     depths = queue_depths(r)
-    workers = store.worker_infos()
+    workers = services.workers.infos()
     series = latency_series(r)
 
     out = Exposition()
@@ -249,5 +246,5 @@ def _rate(info: dict) -> float:
 
 @bp.get("/metrics")
 def metrics():
-    text = render(current_app.extensions["convtrain"].store)
+    text = render(current_app.extensions["convtrain"])
     return Response(text, content_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 
 from service.api.body import json_body
-from service.api.errors import Problem
-from service.api.jobs import _job
-from service.store.predictions import NoPredictor, ask
+from service.api.lookup import services, visible_job
+from service.errors import BadRequest, Conflict, ConvtrainError, FieldError, Invalid, UnsupportedMediaType
+from service.store.predictions import ask
 
 bp = Blueprint("predict", __name__, url_prefix="/v1/jobs")
 IMAGE_TYPES = ("image/png", "image/jpeg")
@@ -21,8 +21,7 @@ def _payload() -> tuple[str, object]:
     if mimetype == "multipart/form-data":
         upload = request.files.get("image")
         if upload is None:
-            raise Problem(400, "Bad Request", "send the picture in a multipart field named 'image'",
-                          errors=[{"path": "image", "message": "missing"}])
+            raise BadRequest("send the picture in a multipart field named 'image'", errors=[FieldError("image", "missing")])
         data = upload.read()
     elif mimetype in IMAGE_TYPES:
         data = request.get_data()
@@ -30,31 +29,29 @@ def _payload() -> tuple[str, object]:
         body = json_body()
         pixels = body.get("pixels") if isinstance(body, dict) else body
         if not isinstance(pixels, list):
-            raise Problem(422, "Invalid pixels", "send a JSON array of pixels, or {\"pixels\": [...]}",
-                          errors=[{"path": "pixels", "message": "must be an array of numbers (or rows of numbers)"}])
+            raise Invalid("send a JSON array of pixels, or {\"pixels\": [...]}", title="Invalid pixels",
+                          errors=[FieldError("pixels", "must be an array of numbers (or rows of numbers)")])
         return "pixels", pixels
     else:
-        raise Problem(415, "Unsupported Media Type",
-                      "send a PNG or JPEG (as the body or a multipart field 'image'), or JSON pixels")
+        raise UnsupportedMediaType("send a PNG or JPEG (as the body or a multipart field 'image'), or JSON pixels")
     if not data:
-        raise Problem(400, "Bad Request", "the image is empty", errors=[{"path": "image", "message": "empty"}])
+        raise BadRequest("the image is empty", errors=[FieldError("image", "empty")])
     return "image", base64.b64encode(data).decode()
 
 
 @bp.post("/<job_id>/predict")
 def predict(job_id: str):
-    services = current_app.extensions["convtrain"]
-    request.max_content_length = services.config.max_upload_bytes
-    job = _job(job_id)
+    s = services()
+    request.max_content_length = s.config.max_upload_bytes
+    job = visible_job(job_id)
     if job["status"] != "succeeded":
-        raise Problem(409, "Conflict", f"the job is {job['status']}; predictions need a succeeded job")
+        raise Conflict(f"the job is {job['status']}; predictions need a succeeded job")
     kind, payload = _payload()
-    try:
-        answer = ask(services.store.r, job_id, kind, payload, services.config.predict_timeout_seconds)
-    except NoPredictor as exc:
-        raise Problem(503, "Service Unavailable", f"{exc}; is a worker running?", headers={"Retry-After": "5"}) from None
+    answer = ask(s.store.r, job_id, kind, payload, s.config.predict_timeout_seconds)  # NoPredictor: 503
     if "error" in answer:
         error = answer["error"]
-        raise Problem(error.get("status", 422), error.get("title", "Invalid image"), error["message"],
-                      errors=[{"path": error.get("path", kind), "message": error["message"]}])
+        refused = ConvtrainError(error["message"], title=error.get("title", "Invalid image"),
+                                 errors=[FieldError(error.get("path", kind), error["message"])])
+        refused.status = error.get("status", 422)
+        raise refused
     return answer

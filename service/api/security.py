@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from service.api.body import json_body
-from service.api.errors import Problem
+from service.errors import FieldError, Invalid, Unauthorized
 from service.auth import LOCAL, Principal, TokenFile
 
 bp = Blueprint("security", __name__, url_prefix="/v1")
@@ -49,7 +49,7 @@ def init_app(app: Flask) -> None:
             return None
         if request.endpoint in PUBLIC:
             return None
-        raise Problem(401, "Unauthorized", "send a valid token as 'Authorization: Bearer <token>'"
+        raise Unauthorized("send a valid token as 'Authorization: Bearer <token>'"
                       if token is None else "the token is not valid",
                       headers={"WWW-Authenticate": 'Bearer realm="convtrain"'
                                + ("" if token is None else ', error="invalid_token"')})
@@ -80,11 +80,10 @@ def login():
     body = json_body()
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
-        raise Problem(422, "Invalid request", "send {\"token\": \"<your token>\"}",
-                      errors=[{"path": "token", "message": "a token string is required"}])
+        raise Invalid("send {\"token\": \"<your token>\"}", errors=[FieldError("token", "a token string is required")])
     tokens = current_tokens(current_app)
     if tokens is not None and tokens.authenticate(token) is None:
-        raise Problem(401, "Unauthorized", "the token is not valid",
+        raise Unauthorized("the token is not valid",
                       headers={"WWW-Authenticate": 'Bearer realm="convtrain", error="invalid_token"'})
     response = Response(status=204)
     response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure,

@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 from service import report
-from service.store.jobs import TERMINAL, now
+from service.lifecycle import STATUSES, TERMINAL, sweep_status
+from service.store.record import now
 from service.store.sweeps import SweepRecord
-
-
-def status_of(statuses: list[str | None], cancel_requested: bool = False) -> str:
-    """`running` until every job has ended (None: a job deleted on its own counts as ended), then `succeeded`
-    when all succeeded, `cancelled` when the sweep was cancelled or a job was, else `failed`."""
-    if any(s is not None and s not in TERMINAL for s in statuses):
-        return "running"
-    if statuses and all(s == "succeeded" for s in statuses):
-        return "succeeded"
-    if cancel_requested:
-        return "cancelled"
-    if any(s == "failed" for s in statuses):
-        return "failed"
-    return "cancelled"
 
 
 def _job_entry(job_id: str, job: dict | None) -> dict:
@@ -43,10 +30,10 @@ def _progress(jobs: list[dict | None]) -> dict:
 
 def summary(record: SweepRecord, statuses: list[str | None]) -> dict:
     """What a listing shows of a sweep: no jobs, no table."""
-    counts = {s: 0 for s in ("queued", "running", "paused", "succeeded", "failed", "cancelled", "deleted")}
+    counts = dict.fromkeys((*STATUSES, "deleted"), 0)
     for s in statuses:
         counts[s or "deleted"] = counts.get(s or "deleted", 0) + 1
-    return {"id": record.id, "name": record.name, "status": status_of(statuses, record.cancel_requested),
+    return {"id": record.id, "name": record.name, "status": sweep_status(statuses, record.cancel_requested),
             "created_at": record.created_at, "repeats": record.repeats,
             "variant_names": [v["name"] for v in record.variants], "jobs": len(statuses), "counts": counts,
             "owner": record.owner or None}
@@ -67,7 +54,7 @@ def view(record: SweepRecord, jobs: dict[str, dict | None]) -> dict:
         its = [jobs.get(job_id) for job_id in v["jobs"]]
         variants.append({
             "name": v["name"], "patch": v.get("patch"), "grid": v.get("grid"),
-            "status": status_of([j["status"] if j else None for j in its], record.cancel_requested),
+            "status": sweep_status([j["status"] if j else None for j in its], record.cancel_requested),
             "progress": _progress(its),
             "jobs": [_job_entry(job_id, job) for job_id, job in zip(v["jobs"], its)],
         })

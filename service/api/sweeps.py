@@ -4,63 +4,41 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, url_for
 
 from service import report
 from service.api import sweep_views
-from service.spec import sweep as sweep_spec
-from service.store.sweeps import SweepNotFound, SweepRecord, SweepStore
 from service.api.body import json_body
-from service.api.errors import Problem
-from service.api.jobs import _cursor_arg, _int_arg, check_quota, create, publish
-from service.api.security import owns, principal
-from service.store.jobs import ID, TERMINAL, new_id, now
+from service.api.jobs import check_quota, create
+from service.api.lookup import services, visible_sweep
+from service.api.params import choice_arg, cursor_arg, int_arg
+from service.api.security import principal
+from service.errors import Conflict
+from service.ids import new_id
+from service.lifecycle import TERMINAL, sweep_status
+from service.spec import sweep as sweep_spec
 from service.spec.netspec import InvalidSpec
+from service.store.record import now
+from service.store.sweeps import SweepRecord
 
 bp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps")
 FORMATS = {"md": "text/markdown", "csv": "text/csv", "png": "image/png"}
 
 
-def _services():
-    return current_app.extensions["convtrain"]
-
-
-def _store() -> SweepStore:
-    return SweepStore(_services().store.r)
-
-
-def _record(sweep_id: str) -> SweepRecord:
-    if not ID.fullmatch(sweep_id):
-        raise Problem(404, "Not Found", f"no sweep {sweep_id!r}")
-    try:
-        record = _store().get(sweep_id)
-    except SweepNotFound:
-        record = None
-    if record is None or not owns(record.owner):  # someone else's sweep does not exist, for you
-        raise Problem(404, "Not Found", f"no sweep {sweep_id!r}")
-    return record
-
-
 def _view(record: SweepRecord) -> dict:
-    return sweep_views.view(record, _store().jobs(record))
+    return sweep_views.view(record, services().store.many(record.job_ids))
 
 
 @bp.post("")
 def submit():
-    s = _services()
+    s = services()
     body = json_body()
     try:
         spec = sweep_spec.parse(body)
     except InvalidSpec as exc:
-        raise Problem(422, "Invalid sweep", f"{len(exc.errors)} problem(s) found; nothing was queued",
-                      errors=[e.as_dict() for e in exc.errors]) from None
-    try:
-        planned = sweep_spec.plan(spec, s.config)
-    except sweep_spec.InvalidSweep as exc:
-        names = ", ".join(repr(name) for name in exc.names)
-        which = f"variant {names} is" if len(exc.names) == 1 else f"variants {names} are"
-        raise Problem(422, "Invalid sweep", f"{which} not a valid job request; nothing was queued",
-                      errors=exc.errors, variants=exc.names) from None
+        raise InvalidSpec(exc.errors, title="Invalid sweep",
+                          detail=f"{len(exc.errors)} problem(s) found; nothing was queued") from None
+    planned = sweep_spec.plan(spec, s.config)  # InvalidSweep names every bad variant
 
     # Repeat-major order: the first repeat of every variant trains first, so a partial sweep compares them all.
     order = [(i, repeat) for repeat in range(spec.repeats) for i in range(len(planned))]
@@ -73,44 +51,40 @@ def submit():
         variants=[{"name": p.variant.name, "patch": p.variant.patch, "grid": p.variant.grid,
                    "jobs": [ids[i, r] for r in range(spec.repeats)]} for i, p in enumerate(planned)],
         body=body)
-    store = _store()
-    store.create(record)
+    s.sweeps.create(record)
     created = []
     for i, r in order:
         created.append(create(requests[i, r], planned[i].summary, ids[i, r]))
     # Published only once every record exists: a failed publish is retried by the reaper like any other.
     for job in created:
-        publish(job)
+        s.control.publish(job["id"], job["device"])
     return _view(record), 202, {"Location": url_for("sweeps.read", sweep_id=record.id)}
 
 
 @bp.get("")
 def listing():
-    limit = _int_arg("limit", 50, 1, 500)
+    limit = int_arg("limit", 50, 1, 500)
     who = principal()
-    store = _store()
-    records, next_cursor = store.list(owner=None if who.admin else who.name, cursor=_cursor_arg(), limit=limit)
-    return {"sweeps": [sweep_views.summary(r, store.statuses(r)) for r in records], "next": next_cursor}
+    s = services()
+    records, next_cursor = s.sweeps.list(owner=None if who.admin else who.name, cursor=cursor_arg(), limit=limit)
+    return {"sweeps": [sweep_views.summary(r, s.store.statuses(r.job_ids)) for r in records], "next": next_cursor}
 
 
 @bp.get("/<sweep_id>")
 def read(sweep_id: str):
-    return _view(_record(sweep_id))
+    return _view(visible_sweep(sweep_id))
 
 
 @bp.get("/<sweep_id>/report")
 def report_file(sweep_id: str):
-    fmt = request.args.get("format", "md")
-    if fmt not in FORMATS:
-        raise Problem(400, "Bad Request", f"format must be one of {', '.join(FORMATS)}, got {fmt!r}",
-                      errors=[{"path": "query.format", "message": f"unknown format {fmt!r}"}])
-    sweep = _view(_record(sweep_id))
+    fmt = choice_arg("format", FORMATS, "md")
+    sweep = _view(visible_sweep(sweep_id))
     if fmt == "md":
         body: bytes | str = report.markdown(sweep)
     elif fmt == "csv":
         body = report.csv_text(sweep["table"])
     else:
-        store = _services().store
+        store = services().store
         points = {job["id"]: store.points(job["id"], 0, None)
                   for variant in sweep["variants"] for job in variant["jobs"] if job["status"] != "deleted"}
         body = report.figure_for(sweep, points)
@@ -122,35 +96,29 @@ def report_file(sweep_id: str):
 
 @bp.post("/<sweep_id>/cancel")
 def cancel(sweep_id: str):
-    record = _record(sweep_id)
-    s, store = _services(), _store()
-    statuses = store.statuses(record)
+    record = visible_sweep(sweep_id)
+    s = services()
+    statuses = s.store.statuses(record.job_ids)
     if all(status is None or status in TERMINAL for status in statuses):
-        raise Problem(409, "Conflict", f"the sweep has {sweep_views.status_of(statuses, record.cancel_requested)} "
-                                       "already; every job has ended")
-    store.mark_cancelled(record.id)
+        raise Conflict(f"the sweep has {sweep_status(statuses, record.cancel_requested)} already; every job has ended")
+    s.sweeps.mark_cancelled(record.id)
     # The last jobs first: they are the queued ones, so no worker starts one while the running ones are stopped.
     for job_id, status in reversed(list(zip(record.job_ids, statuses))):
-        if status is None or status in TERMINAL:
-            continue
-        if s.store.cancel(job_id) == "cancelled":  # not running: no worker will write the event
-            job = s.store.get(job_id)
-            s.store.add_event(job_id, "cancelled", examples=job["progress"]["examples_seen"])
-    return _view(store.get(record.id)), 202
+        if status is not None and status not in TERMINAL:
+            s.control.cancel_quietly(job_id)
+    return _view(s.sweeps.get(record.id)), 202
 
 
 @bp.delete("/<sweep_id>")
 def delete(sweep_id: str):
-    record = _record(sweep_id)
-    s, store = _services(), _store()
-    statuses = store.statuses(record)
+    record = visible_sweep(sweep_id)
+    s = services()
+    statuses = s.store.statuses(record.job_ids)
     running = sum(1 for status in statuses if status is not None and status not in TERMINAL)
     if running:
-        raise Problem(409, "Conflict", f"{running} of the sweep's jobs have not ended; cancel the sweep before "
-                                       "deleting it")
+        raise Conflict(f"{running} of the sweep's jobs have not ended; cancel the sweep before deleting it")
     for job_id, status in zip(record.job_ids, statuses):
         if status is not None:
-            s.artifacts.delete_job(job_id)
-            s.store.delete(job_id)
-    store.delete(record.id)
+            s.control.delete(job_id, s.artifacts)
+    s.sweeps.delete(record.id)
     return Response(status=204)

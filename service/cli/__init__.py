@@ -1,0 +1,1 @@
+"""The `convtrain` command line (torch-free: the torch commands run as `python -m worker`)."""

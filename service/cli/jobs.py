@@ -20,13 +20,12 @@ import requests
 
 from service.config import Config
 from service.spec.netspec import InvalidSpec
-from service.text import duration
+from service.text import bar, duration, examples_count, metric_words, number
 from service.spec.request_body import read_body
 
 TIMEOUT = 30  # seconds for one HTTP request
 POLL_SECONDS = 0.25  # watch on a terminal: about 4 polls a second
 PLAIN_EVERY = 5.0  # watch without a terminal: one line every this many seconds
-BAR_WIDTH = 20
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -107,16 +106,6 @@ def problem_error(response: requests.Response) -> ClientError:
 
 # --- formatting ---------------------------------------------------------------------
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-
-
 def _when(timestamp: float | None) -> str:
     if not timestamp:
         return "-"
@@ -136,15 +125,9 @@ def progress_line(job: dict) -> str:
     p = job.get("progress") or {}
     m = job.get("metrics") or {}
     seen, total = p.get("examples_seen") or 0, p.get("examples_total")
-    fraction = p.get("fraction") or 0.0
-    filled = int(min(1.0, fraction) * BAR_WIDTH)
-    count = f"{seen:,}/{total:,} examples" if total else f"{seen:,} examples"
-    parts = [f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {count}"]
+    parts = [f"{bar(p.get('fraction'))} {examples_count(seen, total)}"]
     if m:
-        parts.append(f"loss {_fmt(m.get('class_loss'))}")
-        parts.append(f"acc {_fmt(m.get('train_acc'), 2)}")
-        if m.get("val_acc") is not None:
-            parts.append(f"val {_fmt(m.get('val_acc'), 2)}")
+        parts += metric_words(m)
     if job.get("status") == "running":
         parts.append(f"ETA {duration(p.get('eta_seconds'))}")
     parts.append(job.get("status_detail") or job.get("status") or "?")
@@ -167,7 +150,7 @@ def _result_lines(result: dict) -> list[str]:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             shown = f"{value:,.{digits}f}" if digits == 0 or key == "examples_per_second" else f"{value:.{digits}f}"
         else:
-            shown = _fmt(value)
+            shown = number(value)
         rows.append((label, shown))
     width = max((len(k) for k, _ in rows), default=0)
     return [f"  {k:<{width}}  {v}" for k, v in rows]
@@ -198,9 +181,9 @@ def summary(job: dict) -> str:
         lines.append(f"device    {job.get('device') or '-'}" + (f" on {job['worker']}" if job.get("worker") else ""))
     m = job.get("metrics")
     if m:
-        lines.append(f"metrics   loss {_fmt(m.get('class_loss'))}  L2 {_fmt(m.get('l2_loss'))}  "
-                     f"train acc {_fmt(m.get('train_acc'))}  val acc {_fmt(m.get('val_acc'))}  "
-                     f"{_fmt(m.get('examples_per_second'), 1)} examples/s")
+        lines.append(f"metrics   loss {number(m.get('class_loss'))}  L2 {number(m.get('l2_loss'))}  "
+                     f"train acc {number(m.get('train_acc'))}  val acc {number(m.get('val_acc'))}  "
+                     f"{number(m.get('examples_per_second'), 1)} examples/s")
     if job.get("result"):
         lines.append("result")
         lines += _result_lines(job["result"])
@@ -212,7 +195,7 @@ def summary(job: dict) -> str:
 # --- the commands -------------------------------------------------------------------
 
 def _read_request(path: str) -> Any:
-    """The body FILE stands for (service/validate_cmd.py), as a ClientError when it cannot be read."""
+    """The body FILE stands for (service/spec/request_body.py), as a ClientError when it cannot be read."""
     try:
         return read_body(path, Config(), demo_budget=True)
     except InvalidSpec as exc:
@@ -277,7 +260,7 @@ def listing(client: Client, args) -> int:
     for job in page.get("jobs", []):
         result = job.get("result") or {}
         rows.append((job["id"], job.get("name") or "-", job.get("status") or "?", _progress(job),
-                     _fmt(result.get("test_acc"), 4), _when(job.get("created_at"))))
+                     number(result.get("test_acc"), 4), _when(job.get("created_at"))))
     if len(rows) == 1:
         print("no jobs" + (f" with status {args.status}" if args.status else ""))
         return 0

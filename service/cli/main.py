@@ -9,6 +9,8 @@ import sys
 from service.config import Config
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+WORKER_COMMANDS = {"train": "train a job request in this process (no Redis needed)",
+                   "worker": "run a training worker, against CONVTRAIN_REDIS_URL"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,14 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("file")
     c.add_argument("--json", action="store_true", help="print the machine-readable form")
 
-    c = sub.add_parser("train", help="train a job request in this process (no Redis needed)")
-    c.add_argument("file")
-    c.add_argument("--examples", type=int, help="override the budget: examples seen")
-    c.add_argument("--data-dir", help="folder holding <dataset>/ files (default CONVTRAIN_DATA_DIR)")
-    c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    c.add_argument("--seed", type=int)
-    c.add_argument("--threads", type=int, help="torch threads (default: CONVTRAIN_TORCH_THREADS or all cores)")
-    c.add_argument("--json-out", help="write the result summary as JSON to this file")
+    # Listed for --help only: main() hands them to `python -m worker`, which defines their options.
+    for name, help_text in WORKER_COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
 
     c = sub.add_parser("token", help="manage API tokens (stored as SHA-256 hashes in CONVTRAIN_TOKENS_FILE)")
     tokens = c.add_subparsers(dest="token_command", required=True, metavar="ACTION")
@@ -46,13 +43,6 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, default=8000)
     c.add_argument("--processes", type=int, default=2)
-
-    c = sub.add_parser("worker", help="run a training worker, against CONVTRAIN_REDIS_URL")
-    c.add_argument("--queues", help="comma-separated: cpu, gpu, auto (default by device)")
-    c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    c.add_argument("--concurrency", type=int, default=1, choices=(1,),
-                   help="jobs at once: 1 (torch's RNG is per process; run more worker processes instead)")
-    c.add_argument("--name", help="worker name (default worker-<host>-<pid>)")
 
     for name, help_text in (("submit", "submit a job request"), ("status", "show a job"),
                             ("watch", "follow a job with a progress bar"), ("list", "list jobs"),
@@ -80,16 +70,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in WORKER_COMMANDS:
+        # exec, not a child: signals sent to this process (SIGTERM from serve, a supervisor) reach the worker.
+        os.execv(sys.executable, [sys.executable, "-m", "worker", *argv])
     args = _parser().parse_args(argv)
     config = Config.from_env()
     if args.command == "validate":
         from service.cli.validate import run
 
         return run(args.file, args.json, config)
-    if args.command == "train":
-        from worker.train_cmd import run
-
-        return run(args, config)
     if args.command == "token":
         from service.auth import create
 
@@ -106,15 +96,6 @@ def main(argv: list[str] | None = None) -> int:
         from service.cli.serve import exec_api
 
         return exec_api(config, host=args.host, port=args.port, processes=args.processes, insecure=args.insecure)
-    if args.command == "worker":
-        if not config.redis_url:
-            print("convtrain worker: set CONVTRAIN_REDIS_URL (or use `convtrain serve`)", file=sys.stderr)
-            return 2
-        from worker.app import main as worker_main
-
-        worker_main(config, config.redis_url, queues=args.queues, device=args.device,
-                    concurrency=args.concurrency, name=args.name)
-        return 0
     if args.command == "sweep":
         from service.cli.sweeps import run as sweep_run
 

@@ -79,7 +79,7 @@ def run(config: Config, *, host: str = "127.0.0.1", port: int = 8000, workers: i
         signal.signal(sig, lambda *_: stop.set())
 
     def worker_args(i: int) -> list[str]:
-        return [sys.executable, "-m", "service.cli", "worker", "--name", f"serve{i}-{os.getpid()}"]
+        return [sys.executable, "-m", "worker", "worker", "--name", f"serve{i}-{os.getpid()}"]
 
     store = JobStore.from_url(url)
     reaper = Reaper(store, make_celery(config, url), config, name=f"reaper@serve-{os.getpid()}")

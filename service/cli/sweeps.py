@@ -1,6 +1,6 @@
 """`convtrain sweep FILE [--wait]`: submit a sweep, follow it with one progress bar per variant, save its report.
 
-Torch-free, over the HTTP API like the other client commands (service/client_cmd.py). Exit status: 0 when
+Torch-free, over the HTTP API like the other client commands (service/cli/jobs.py). Exit status: 0 when
 the sweep was submitted (and, with --wait, succeeded), 1 when the service refuses it or it fails or is
 cancelled, 2 when the service cannot be reached.
 """
@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from service.cli.jobs import BAR_WIDTH, Client, ClientError, _fmt, call
-from service.text import duration
+from service.cli.jobs import Client, ClientError, call
+from service.text import bar, duration, examples_count, number
 
 POLL_SECONDS = 0.5
 PLAIN_EVERY = 10.0  # without a terminal: the bars every this many seconds
@@ -37,18 +37,15 @@ def _read(path: str) -> dict:
 def variant_line(variant: dict, width: int) -> str:
     """`3x3 kernels  [########............] 36,000/90,000  1/3 done  loss 0.212  acc 0.95  running`."""
     p = variant["progress"]
-    fraction = p.get("fraction") or 0.0
-    filled = int(min(1.0, fraction) * BAR_WIDTH)
-    seen, total = p.get("examples_seen") or 0, p.get("examples_total")
-    count = f"{seen:,}/{total:,}" if total else f"{seen:,}"
+    count = examples_count(p.get("examples_seen") or 0, p.get("examples_total"), unit="")
     jobs = variant["jobs"]
     done = sum(1 for j in jobs if j["status"] == "succeeded")
-    parts = [f"{variant['name']:<{width}}", f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}]", count,
+    parts = [f"{variant['name']:<{width}}", bar(p.get("fraction")), count,
              f"{done}/{len(jobs)} done"]
     live = next((j for j in jobs if j["status"] == "running" and j.get("metrics")), None)
     if live:
         m = live["metrics"]
-        parts.append(f"loss {_fmt(m.get('class_loss'))}  acc {_fmt(m.get('train_acc'), 2)}")
+        parts.append(f"loss {number(m.get('class_loss'))}  acc {number(m.get('train_acc'), 2)}")
     else:
         tests = [j["result"]["test_acc"] for j in jobs if j.get("result") and j["result"].get("test_acc") is not None]
         if tests:

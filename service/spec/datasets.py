@@ -6,15 +6,21 @@ import os
 import pathlib
 from dataclasses import dataclass
 
+from service.errors import ConvtrainError
+
 # The API process imports this module, so it must stay pure Python: no torch, no numpy.
 
 
-class DatasetError(Exception):
+class DatasetError(ConvtrainError):
     """Base class for dataset problems the API and the worker both report."""
+
+    status, title = 422, "Invalid dataset"
 
 
 class DatasetUnavailable(DatasetError):
     """The dataset's files are absent from the data folder and could not be downloaded."""
+
+    status, title = 503, "Dataset Unavailable"
 
     def __init__(self, message: str, *, folder: str | None = None, files: tuple[str, ...] = ()):
         super().__init__(message)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from service.spec import convnetjs_snapshot
 from service.spec import netspec
 from service.config import Config
-from service.store.jobs import ID
+from service.ids import ID
 from service.spec.netspec import InvalidSpec, SpecError
 from service.storage import Artifacts, sha256
 

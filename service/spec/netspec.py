@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from service.errors import Invalid
+
 LOSS_TYPES = ("softmax", "svm", "regression")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "maxout")
 
@@ -114,12 +116,17 @@ class Network:
                 "activations": self.activations}
 
 
-class InvalidSpec(ValueError):
-    """A spec with one or more problems; `errors` lists them all."""
+class InvalidSpec(Invalid, ValueError):
+    """A spec or request with one or more problems; `errors` lists them all (answered 422)."""
 
-    def __init__(self, errors: list[SpecError]):
-        super().__init__("; ".join(f"{e.path}: {e.message}" for e in errors))
-        self.errors = errors
+    title = "Invalid job request"
+
+    def __init__(self, errors: list[SpecError], *, title: str | None = None, detail: str | None = None, **extra):
+        super().__init__(detail or f"{len(errors)} problem(s) found", errors=errors, title=title, **extra)
+        self.errors: list[SpecError] = errors
+
+    def __str__(self) -> str:
+        return "; ".join(f"{e.path}: {e.message}" for e in self.errors)
 
 
 def sci(n: float) -> str:

@@ -9,12 +9,11 @@ line). Both answer with the same bodies: the desugared network
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from service.spec import netspec
-from service.spec import schemas
+from service.spec import schemas, strict_json
 from service.config import Config
 from service.spec.netspec import InvalidSpec, SpecError
 
@@ -26,36 +25,11 @@ _SHAPES = ('a network {"layers": [...]}, a job request {"network": ..., "budget"
 
 
 def parse_json(text: str | bytes, config: Config) -> Any:
-    """Parse strict JSON (no NaN or Infinity, bounded nesting); raise InvalidSpec with path ""."""
-    def refuse(constant):
-        raise ValueError(f"{constant} is not a JSON number")
-
-    if isinstance(text, (bytes, bytearray)):
-        try:
-            text = bytes(text).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidSpec([SpecError("", "the input is not UTF-8 text, so it cannot be JSON")]) from None
+    """Parse strict JSON (service/spec/strict_json.py); raise InvalidSpec with path ""."""
     try:
-        value = json.loads(text, parse_constant=refuse)
-    except json.JSONDecodeError as exc:
-        raise InvalidSpec([SpecError("", f"the input is not valid JSON: {exc.msg} "
-                                         f"(line {exc.lineno}, column {exc.colno})")]) from None
-    except (ValueError, RecursionError) as exc:
-        raise InvalidSpec([SpecError("", f"the input is not valid JSON: {exc}")]) from None
-    if _depth(value) > config.max_json_depth:
-        raise InvalidSpec([SpecError("", f"the JSON is nested more than {config.max_json_depth} levels deep")])
-    return value
-
-
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest in `value`, without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (list, dict)):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
+        return strict_json.loads(text, config.max_json_depth)
+    except strict_json.NotJSON as exc:
+        raise InvalidSpec([SpecError("", str(exc))]) from None
 
 
 def check(body: Any, config: Config) -> netspec.Network:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.config import Config
+from service.errors import Invalid
 from service.spec import netspec
 from service.spec.netspec import InvalidSpec, SpecError
 from service.spec.patch import merge_patch
@@ -229,12 +230,16 @@ def _grid(body: dict, errors: list[SpecError]) -> dict[str, list[str | int]]:
     return paths if len(errors) == count else {}
 
 
-class InvalidSweep(Exception):
-    """Variants whose merged requests are not valid job requests."""
+class InvalidSweep(Invalid):
+    """Variants whose merged requests are not valid job requests (field errors name their variant)."""
+
+    title = "Invalid sweep"
 
     def __init__(self, errors: list[dict], names: list[str]):
-        super().__init__(f"invalid variants: {', '.join(names)}")
-        self.errors, self.names = errors, names
+        shown = ", ".join(repr(name) for name in names)
+        which = f"variant {shown} is" if len(names) == 1 else f"variants {shown} are"
+        super().__init__(f"{which} not a valid job request; nothing was queued", errors=errors, variants=names)
+        self.names = names
 
 
 def plan(spec: SweepSpec, config: Config) -> list[Planned]:
@@ -244,7 +249,7 @@ def plan(spec: SweepSpec, config: Config) -> list[Planned]:
         request = {**variant.request, "name": job_name(spec.name, variant.name, 0, spec.repeats)}
         try:
             if "init" in request:
-                # Starting weights need the owner checks of POST /v1/jobs (service/initial_weights.py).
+                # Starting weights need the owner checks of POST /v1/jobs (service/spec/initial_weights.py).
                 raise InvalidSpec([SpecError("init", "a sweep cannot start from given weights; submit such jobs "
                                                      "one by one with POST /v1/jobs")])
             accepted, network = load_job_request(request, config)

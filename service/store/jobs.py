@@ -1,191 +1,38 @@
 """The job store in Redis: the source of truth for every job, whatever the broker does.
 
-Keys (all under ``convtrain:``):
-- ``job:{id}``          hash: status, request, summary, progress, result, error, lease token...
-- ``job:{id}:metrics``  stream of metric points and events, entry ids ``{seq}-0``
-- ``job:{id}:lease``    the fencing token of the attempt that trains it, with a TTL
-- ``jobs``              sorted set of every job by creation time (listing, pagination)
-- ``jobs:running``      sorted set of running jobs by last heartbeat (the reaper's view)
-- ``idem:{key}``        an Idempotency-Key's job id and body hash
-
-Every state change is one Lua script, so two workers, the reaper and the API can
-never interleave halfway through a transition (see ../shared/CELERY.md §2).
+Its keys are spelled in service/store/keys.py, its transitions are the Lua scripts of
+service/store/scripts.py, and what each transition means is service/lifecycle.py.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import time
 from dataclasses import dataclass
 
 import redis
 
-PREFIX = "convtrain:"
-TERMINAL = ("succeeded", "failed", "cancelled")
-STATUSES = ("queued", "running", "paused") + TERMINAL
+from service.errors import NotFound
+from service.ids import new_id
+from service.lifecycle import QUEUED, TERMINAL
+from service.store import keys, scripts
+from service.store.listing import newest_first
+from service.store.record import encode, now, present
 
 
-def now() -> float:
-    return round(time.time(), 3)
+MAXLEN = 100_000  # entries a job's stream keeps (approximately: Redis trims whole nodes)
 
 
-# What new_id() makes, with room for older and longer ids: anything else is no job or sweep.
-ID = re.compile(r"[0-9a-f]{8,40}")
+class JobNotFound(NotFound, KeyError):
+    """No job with this id (or none this caller may see)."""
 
+    def __init__(self, job_id: str):
+        super().__init__(f"no job {job_id!r}")
+        self.job_id = job_id
 
-def new_id() -> str:
-    """A job id: sortable by time, unguessable."""
-    return f"{int(time.time() * 1000):x}{secrets.token_hex(6)}"
-
-
-# start(job, lease, running) args: token, worker, lease_ms, now, max_attempts, id
-_START = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'missing'} end
--- A retry of a start that did happen (its reply was lost): the same token holds the lease.
-if status == 'running' and redis.call('GET', KEYS[2]) == ARGV[1] then
-  return {'started', redis.call('HGET', KEYS[1], 'starts')}
-end
-if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return {'finished'} end
-if status == 'paused' then return {'paused'} end
-if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
-  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[4])
-  redis.call('ZREM', KEYS[3], ARGV[6])
-  return {'cancelled'}
-end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) == false then return {'busy'} end
-local starts = redis.call('HINCRBY', KEYS[1], 'starts', 1)
-local preemptions = tonumber(redis.call('HGET', KEYS[1], 'preemptions') or '0')
-if starts - preemptions > tonumber(ARGV[5]) then
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[4], 'error',
-    cjson.encode({type='worker_lost', message='the job lost its worker ' .. (starts - preemptions - 1) ..
-      ' times (killed, out of memory or machine lost); giving up after ' .. ARGV[5] .. ' attempts'}))
-  redis.call('ZREM', KEYS[3], ARGV[6])
-  return {'failed'}
-end
-redis.call('HSET', KEYS[1], 'status', 'running', 'token', ARGV[1], 'worker', ARGV[2], 'heartbeat_at', ARGV[4])
-redis.call('HSETNX', KEYS[1], 'started_at', ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
-return {'started', tostring(starts)}
-"""
-
-# heartbeat(job, lease, running) args: token, lease_ms, now, id
-_HEARTBEAT = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {'lost'} end
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[1], 'heartbeat_at', ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-return {'ok'}
-"""
-
-# update(job, lease) args: token, field, value, ...
-_UPDATE = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-"""
-
-# add_point(job, lease, stream) args: token ('' for the API's and reaper's own events), data, maxlen, fields...
-_ADD_POINT = """
-if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'data', ARGV[2])
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return seq
-"""
-
-# finish(job, lease, running) args: token, status, now, id, field, value...
-_FINISH = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[4])
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3])
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-"""
-
-# release(job, lease, running) args: token, new_status (queued|paused), id, preempted, now
-_RELEASE = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[3])
-if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'preemptions', 1) end
-if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
-  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[5])
-  return 2
-end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'worker', '')
-return 1
-"""
-
-# add_snapshot(job, lease, snapshots) args: token, stats: returns the snapshot's number (fenced)
-_ADD_SNAPSHOT = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-return redis.call('RPUSH', KEYS[3], ARGV[2])
-"""
-
-# take_patch(job, lease) args: token: the pending live trainer changes, cleared (fenced)
-_TAKE_PATCH = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
-local patch = redis.call('HGET', KEYS[1], 'trainer_patch')
-if not patch or patch == '' then return false end
-redis.call('HSET', KEYS[1], 'trainer_patch', '')
-return patch
-"""
-
-# reap(job, lease, running) args: id, now: a running job whose lease expired goes back to the queue
-_REAP = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('ZREM', KEYS[3], ARGV[1])
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
-  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2])
-  return 2
-end
-redis.call('HSET', KEYS[1], 'status', 'queued', 'worker', '', 'requeued_at', ARGV[2])
-return 1
-"""
-
-# cancel(job, lease, running) args: now, id
-_CANCEL = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
-if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return 'already ' .. status end
-redis.call('HSET', KEYS[1], 'cancel_requested', '1')
-if status == 'running' and redis.call('EXISTS', KEYS[2]) == 1 then return 'cancelling' end
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[2])
-return 'cancelled'
-"""
-
-# pause(job, lease) args: none. A queued job pauses at once; a running one at its next poll.
-_PAUSE = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
-if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'paused'); return 'paused' end
-if status == 'running' then redis.call('HSET', KEYS[1], 'pause_requested', '1'); return 'pausing' end
-return status
-"""
-
-# resume(job) args: now
-_RESUME = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
-if status == 'paused' then
-  redis.call('HSET', KEYS[1], 'status', 'queued', 'pause_requested', '0', 'requeued_at', ARGV[1])
-  return 'resumed'
-end
-if status == 'running' then redis.call('HSET', KEYS[1], 'pause_requested', '0') end
-return status
-"""
-
-
-class JobNotFound(KeyError):
-    pass
+    def __str__(self) -> str:
+        return self.detail
 
 
 @dataclass(frozen=True)
@@ -197,15 +44,18 @@ class Start:
     attempt: int = 0
 
 
+def _fields(args: list, fields: dict) -> list:
+    for k, v in fields.items():
+        args += [k, encode(v)]
+    return args
+
+
 class JobStore:
     """Job records, metrics and leases in Redis."""
 
     def __init__(self, client: redis.Redis):
         self.r = client
-        self._scripts = {name: client.register_script(src) for name, src in (
-            ("start", _START), ("heartbeat", _HEARTBEAT), ("update", _UPDATE), ("add_point", _ADD_POINT),
-            ("finish", _FINISH), ("release", _RELEASE), ("reap", _REAP), ("cancel", _CANCEL),
-            ("pause", _PAUSE), ("resume", _RESUME), ("add_snapshot", _ADD_SNAPSHOT), ("take_patch", _TAKE_PATCH))}
+        self._scripts = scripts.register(client)
 
     @classmethod
     def from_url(cls, url: str, **kwargs) -> "JobStore":
@@ -213,14 +63,9 @@ class JobStore:
         return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=10,
                                         socket_connect_timeout=5, socket_timeout=30, **kwargs))
 
-    # --- keys ------------------------------------------------------------------
-
     @staticmethod
-    def key(job_id: str, suffix: str = "") -> str:
-        return f"{PREFIX}job:{job_id}" + (f":{suffix}" if suffix else "")
-
-    def _keys(self, job_id: str) -> list[str]:
-        return [self.key(job_id), self.key(job_id, "lease"), f"{PREFIX}jobs:running"]
+    def _keys(job_id: str) -> list[str]:
+        return [keys.job(job_id), keys.lease(job_id), keys.RUNNING]
 
     # --- create, read, list, delete --------------------------------------------
 
@@ -231,26 +76,26 @@ class JobStore:
         created = now()
         total = request["budget"].get("examples")
         record = {
-            "id": job_id, "name": request.get("name", ""), "status": "queued", "owner": owner,
+            "id": job_id, "name": request.get("name", ""), "status": QUEUED, "owner": owner,
             "created_at": created, "queue": queue, "device": request.get("device", "auto"),
             "request": json.dumps(request), "summary": json.dumps(summary),
             "examples_seen": 0, "examples_total": total if total is not None else "",
             "starts": 0, "preemptions": 0, "seq": 0,
         }
         pipe = self.r.pipeline()
-        pipe.hset(self.key(job_id), mapping=record)
+        pipe.hset(keys.job(job_id), mapping=record)
         # Unrounded, so that jobs created in one millisecond (a sweep) keep distinct cursor scores.
         score = time.time()
-        pipe.zadd(f"{PREFIX}jobs", {job_id: score})
-        pipe.zadd(self._owned(owner), {job_id: score})  # a tenant's listing reads only its own jobs
+        pipe.zadd(keys.JOBS, {job_id: score})
+        pipe.zadd(keys.owned(owner), {job_id: score})  # a tenant's listing reads only its own jobs
         pipe.execute()
         return self.get(job_id)
 
     def exists(self, job_id: str) -> bool:
-        return bool(self.r.exists(self.key(job_id)))
+        return bool(self.r.exists(keys.job(job_id)))
 
     def raw(self, job_id: str) -> dict:
-        record = self.r.hgetall(self.key(job_id))
+        record = self.r.hgetall(keys.job(job_id))
         if not record:
             raise JobNotFound(job_id)
         return record
@@ -259,57 +104,68 @@ class JobStore:
         """The job as the API shows it."""
         return present(self.raw(job_id))
 
+    def many(self, job_ids: list[str]) -> dict[str, dict | None]:
+        """Each job as the API shows it, None for one that does not exist."""
+        pipe = self.r.pipeline()
+        for job_id in job_ids:
+            pipe.hgetall(keys.job(job_id))
+        return {job_id: (present(raw) if raw else None) for job_id, raw in zip(job_ids, pipe.execute())}
+
+    def statuses(self, job_ids: list[str]) -> list[str | None]:
+        pipe = self.r.pipeline()
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id), "status")
+        return pipe.execute()
+
+    def status(self, job_id: str) -> str | None:
+        return self.r.hget(keys.job(job_id), "status")
+
+    def device(self, job_id: str) -> str:
+        return self.r.hget(keys.job(job_id), "device") or "auto"
+
+    def examples_seen(self, job_id: str) -> int:
+        return int(float(self.r.hget(keys.job(job_id), "examples_seen") or 0))
+
+    def model_info(self, job_id: str) -> dict | None:
+        """The trained model's record (file, format, bytes, sha256, exports), None before the job succeeded."""
+        raw = self.r.hget(keys.job(job_id), "model")
+        return json.loads(raw) if raw else None
+
     def request(self, job_id: str) -> dict:
         return json.loads(self.raw(job_id)["request"])
 
     def list(self, *, status: str | None = None, owner: str | None = None, cursor: float | None = None,
              limit: int = 50) -> tuple[list[dict], str | None]:
         """Newest first; `cursor` is the created_at score to continue below."""
-        out: list[dict] = []
-        top = f"({cursor}" if cursor is not None else "+inf"
-        index = f"{PREFIX}jobs" if owner is None else self._owned(owner)
-        while len(out) < limit:
-            ids = self.r.zrevrangebyscore(index, top, "-inf", start=0, num=limit * 2, withscores=True)
-            if not ids:
-                return out, None
-            pipe = self.r.pipeline()
-            for job_id, _ in ids:
-                pipe.hgetall(self.key(job_id))
-            for (job_id, score), record in zip(ids, pipe.execute()):
-                top = f"({score}"
-                if not record or (status and record.get("status") != status) or (owner and record.get("owner") != owner):
-                    continue
-                out.append(present(record))
-                if len(out) == limit:
-                    return out, repr(score)
-        return out, None
+        index = keys.JOBS if owner is None else keys.owned(owner)
 
-    @staticmethod
-    def _owned(owner: str) -> str:
-        return f"{PREFIX}jobs:owner:{owner}"
+        def keep(record: dict) -> bool:
+            return not (status and record.get("status") != status) and not (owner and record.get("owner") != owner)
+
+        records, next_cursor = newest_first(self.r, index, keys.job, keep, cursor=cursor, limit=limit)
+        return [present(record) for record in records], next_cursor
 
     def delete(self, job_id: str) -> None:
-        owner = self.r.hget(self.key(job_id), "owner") or ""
+        owner = self.r.hget(keys.job(job_id), "owner") or ""
         pipe = self.r.pipeline()
-        pipe.zrem(self._owned(owner), job_id)
-        pipe.delete(self.key(job_id), self.key(job_id, "metrics"), self.key(job_id, "lease"),
-                    self.key(job_id, "snapshots"))
-        pipe.zrem(f"{PREFIX}jobs", job_id)
-        pipe.zrem(f"{PREFIX}jobs:running", job_id)
+        pipe.zrem(keys.owned(owner), job_id)
+        pipe.delete(keys.job(job_id), keys.metrics(job_id), keys.lease(job_id), keys.snapshots(job_id))
+        pipe.zrem(keys.JOBS, job_id)
+        pipe.zrem(keys.RUNNING, job_id)
         pipe.execute()
 
     # --- idempotency -------------------------------------------------------------
 
     def claim_idempotency(self, key: str, body_hash: str, job_id: str, ttl: int = 24 * 3600) -> tuple[str, str] | None:
         """Bind `key` to (job_id, body_hash) unless bound already; return the existing binding."""
-        name = f"{PREFIX}idem:{key}"
+        name = keys.idempotency(key)
         if self.r.set(name, json.dumps([job_id, body_hash]), nx=True, ex=ttl):
             return None
         existing = self.r.get(name)
         return tuple(json.loads(existing)) if existing else None
 
     def release_idempotency(self, key: str) -> None:
-        self.r.delete(f"{PREFIX}idem:{key}")
+        self.r.delete(keys.idempotency(key))
 
     # --- the worker's side ------------------------------------------------------
 
@@ -330,53 +186,54 @@ class JobStore:
 
     def update(self, job_id: str, token: str, **fields) -> bool:
         """Fenced write of record fields: only the lease holder's writes land."""
-        args = [token]
-        for k, v in fields.items():
-            args += [k, _encode(v)]
-        return bool(self._scripts["update"](keys=self._keys(job_id)[:2], args=args))
+        return bool(self._scripts["update"](keys=self._keys(job_id)[:2], args=_fields([token], fields)))
 
-    def add_point(self, job_id: str, token: str, point: dict, maxlen: int = 100_000, **fields) -> int:
-        """Append a metric point or event to the job's stream (fenced); return its sequence number."""
-        args = [token, json.dumps({**point, "t": now()}), maxlen]
-        for k, v in fields.items():
-            args += [k, _encode(v)]
-        keys = self._keys(job_id)[:2] + [self.key(job_id, "metrics")]
-        return int(self._scripts["add_point"](keys=keys, args=args))
+    def add_point(self, job_id: str, token: str, point: dict, **fields) -> int:
+        """Append a metric point or event to the job's stream (fenced); return its sequence number (0: refused)."""
+        return self.add_points(job_id, token, [point], **fields)
+
+    def add_points(self, job_id: str, token: str, points: list[dict], **fields) -> int:
+        """Append points in order in one round trip (fenced) and set `fields`; return the last one's sequence
+        number (0: refused)."""
+        t = now()
+        data = [json.dumps({**point, "t": point.get("t", t)}) for point in points]
+        args = _fields([token, MAXLEN, len(data), *data], fields)
+        return int(self._scripts["add_points"](keys=self._keys(job_id)[:2] + [keys.metrics(job_id)], args=args))
 
     def add_snapshot(self, job_id: str, token: str, stats: list[dict], examples: int) -> int:
         """Record a snapshot's layer statistics (fenced); return its number, counting from 1."""
-        keys = self._keys(job_id)[:2] + [self.key(job_id, "snapshots")]
-        return int(self._scripts["add_snapshot"](keys=keys, args=[token, json.dumps({"examples": examples,
-                                                                                     "layers": stats})]))
+        return int(self._scripts["add_snapshot"](keys=self._keys(job_id)[:2] + [keys.snapshots(job_id)], args=[
+            token, json.dumps({"examples": examples, "layers": stats})]))
 
     def snapshot_count(self, job_id: str) -> int:
-        return int(self.r.llen(self.key(job_id, "snapshots")))
+        return int(self.r.llen(keys.snapshots(job_id)))
 
     def snapshot(self, job_id: str, number: int) -> dict | None:
         """Snapshot `number` (1-based) as {"examples", "layers"}, or None."""
-        raw = self.r.lindex(self.key(job_id, "snapshots"), number - 1) if number >= 1 else None
+        raw = self.r.lindex(keys.snapshots(job_id), number - 1) if number >= 1 else None
         return json.loads(raw) if raw else None
 
     def checkpoint_name(self, job_id: str) -> str | None:
-        return self.r.hget(self.key(job_id), "checkpoint")
+        return self.r.hget(keys.job(job_id), "checkpoint")
 
     def add_event(self, job_id: str, event: str, **data) -> int:
         """An event from outside a training attempt (a cancel while queued, a requeue by the reaper)."""
         return self.add_point(job_id, "", {"event": event, **data})
 
-    def finish(self, job_id: str, token: str, status: str, **fields) -> bool:
-        args = [token, status, now(), job_id]
-        for k, v in fields.items():
-            args += [k, _encode(v)]
-        return bool(self._scripts["finish"](keys=self._keys(job_id), args=args))
+    def finish(self, job_id: str, token: str, status: str, event: dict, **fields) -> bool:
+        """End the attempt's job with `status` and `fields`, and append `event` to its timeline (fenced)."""
+        args = _fields([token, status, now(), job_id, json.dumps({**event, "t": now()}), MAXLEN], fields)
+        return bool(self._scripts["finish"](keys=self._keys(job_id) + [keys.metrics(job_id)], args=args))
 
-    def release(self, job_id: str, token: str, status: str, *, preempted: bool) -> int:
-        """Give the job back (queued for another worker, or paused); 2 means a cancel won the race."""
-        return int(self._scripts["release"](keys=self._keys(job_id), args=[token, status, job_id, int(preempted), now()]))
+    def release(self, job_id: str, token: str, status: str, event: dict, *, preempted: bool) -> int:
+        """Give the job back (queued for another worker, or paused) with `event` on its timeline (fenced);
+        2 means a cancel won the race and the job ended cancelled."""
+        return int(self._scripts["release"](keys=self._keys(job_id) + [keys.metrics(job_id)], args=[
+            token, status, job_id, int(preempted), now(), json.dumps({**event, "t": now()}), MAXLEN]))
 
     def flags(self, job_id: str) -> dict:
         """The requests a running job must act on: cancel, pause, trainer changes."""
-        cancel, pause, patch = self.r.hmget(self.key(job_id), "cancel_requested", "pause_requested", "trainer_patch")
+        cancel, pause, patch = self.r.hmget(keys.job(job_id), "cancel_requested", "pause_requested", "trainer_patch")
         return {"cancel": cancel == "1", "pause": pause == "1", "trainer_patch": patch}
 
     def take_trainer_patch(self, job_id: str, token: str) -> dict | None:
@@ -386,7 +243,7 @@ class JobStore:
 
     def patch_trainer(self, job_id: str, changes: dict) -> str:
         """Record live trainer changes: merged into the request now, picked up by a running worker; return the status."""
-        key = self.key(job_id)
+        key = keys.job(job_id)
         with self.r.pipeline() as pipe:
             while True:
                 try:
@@ -417,18 +274,23 @@ class JobStore:
 
     def resume(self, job_id: str) -> str:
         """resumed (paused -> queued), or the status it has: a running job merely forgets a pending pause."""
-        return self._scripts["resume"](keys=[self.key(job_id)], args=[now()])
+        return self._scripts["resume"](keys=[keys.job(job_id)], args=[now()])
 
     def points(self, job_id: str, after: int = 0, limit: int | None = 1000) -> list[dict]:
         """Metric points and events with sequence numbers above `after`."""
-        entries = self.r.xrange(self.key(job_id, "metrics"), min=f"({after}-0" if after else "-", max="+", count=limit)
-        return [{"seq": int(entry_id.split("-")[0]), **json.loads(fields["data"])} for entry_id, fields in entries]
+        entries = self.r.xrange(keys.metrics(job_id), min=f"({after}-0" if after else "-", max="+", count=limit)
+        return [_entry(entry_id, fields) for entry_id, fields in entries]
+
+    def follow(self, job_id: str, after: int, block_ms: int | None) -> list[dict]:
+        """Stream entries after `after`, waiting up to `block_ms` for the first (None: do not wait)."""
+        entries = self.r.xread({keys.metrics(job_id): f"{after}-0"}, count=500, block=block_ms)
+        return [_entry(entry_id, fields) for _, items in entries or [] for entry_id, fields in items]
 
     # --- the reaper's side ------------------------------------------------------------
 
     def stale(self, older_than: float) -> list[str]:
         """Running jobs whose last heartbeat is older than `older_than` seconds."""
-        return self.r.zrangebyscore(f"{PREFIX}jobs:running", "-inf", now() - older_than)
+        return self.r.zrangebyscore(keys.RUNNING, "-inf", now() - older_than)
 
     def reap(self, job_id: str) -> int:
         """Requeue a running job whose lease expired: 1 requeued, 2 cancelled, 0 nothing to do."""
@@ -437,42 +299,29 @@ class JobStore:
     def queued_since(self, older_than: float) -> list[str]:
         """Queued jobs that no worker has started for `older_than` seconds (a lost publish)."""
         cutoff = now() - older_than
-        ids = self.r.zrangebyscore(f"{PREFIX}jobs", "-inf", cutoff)
+        ids = self.r.zrangebyscore(keys.JOBS, "-inf", cutoff)
         out = []
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             pipe = self.r.pipeline(transaction=False)
             for job_id in chunk:
-                pipe.hmget(self.key(job_id), "status", "requeued_at")
+                pipe.hmget(keys.job(job_id), "status", "requeued_at")
             for job_id, (status, requeued) in zip(chunk, pipe.execute()):
-                if status == "queued" and (not requeued or float(requeued) < cutoff):
+                if status == QUEUED and (not requeued or float(requeued) < cutoff):
                     out.append(job_id)
         return out
 
     def touch_requeued(self, job_id: str) -> None:
-        self.r.hset(self.key(job_id), "requeued_at", now())
+        self.r.hset(keys.job(job_id), "requeued_at", now())
 
-    # --- workers -------------------------------------------------------------------
-
-    def worker_alive(self, name: str, ttl: float, info: dict | None = None) -> None:
-        pipe = self.r.pipeline()
-        pipe.zadd(f"{PREFIX}workers", {name: now() + ttl})
-        pipe.set(f"{PREFIX}worker:{name}", json.dumps(info or {}), ex=max(1, int(ttl)))
-        pipe.execute()
-
-    def worker_gone(self, name: str) -> None:
-        self.r.zrem(f"{PREFIX}workers", name)
-        self.r.delete(f"{PREFIX}worker:{name}")
-
-    def workers(self) -> list[str]:
-        """Workers whose heartbeat has not expired."""
-        self.r.zremrangebyscore(f"{PREFIX}workers", "-inf", now())
-        return self.r.zrange(f"{PREFIX}workers", 0, -1)
+    def lock_reaper(self, holder: str, seconds: float) -> bool:
+        """Take the reaper's lock for `seconds` unless another reaper holds it."""
+        return bool(self.r.set(keys.REAPER_LOCK, holder, nx=True, px=int(seconds * 1000)))
 
     # --- read-only views for /metrics ---------------------------------------------------
 
-    def count_by_status(self, page: int = 1000) -> dict[str, int]:
-        """How many jobs are in each status: every status of STATUSES (zeros included), plus any unknown one.
+    def count_by_status(self, statuses: tuple[str, ...], page: int = 1000) -> dict[str, int]:
+        """How many jobs are in each status: every one of `statuses` (zeros included), plus any unknown one.
 
         Cost: one pass over the ``jobs`` index, ``page`` jobs at a time: a ZRANGE, then one script that
         reads those jobs' status fields inside Redis and returns the counts, so N jobs take 2N/page round
@@ -480,13 +329,13 @@ class JobStore:
         blocked for more than one page (about 1 ms). Jobs created or deleted during the pass may be
         counted or missed once, as with any gauge read while it changes.
         """
-        counts = dict.fromkeys(STATUSES, 0)
+        counts = dict.fromkeys(statuses, 0)
         start = 0
         while True:
-            ids = self.r.zrange(f"{PREFIX}jobs", start, start + page - 1)
+            ids = self.r.zrange(keys.JOBS, start, start + page - 1)
             if not ids:
                 break
-            flat = self._count_statuses(keys=[self.key(job_id) for job_id in ids])
+            flat = self._scripts["count_statuses"](keys=[keys.job(job_id) for job_id in ids])
             for status, n in zip(flat[::2], flat[1::2]):
                 counts[status] = counts.get(status, 0) + int(n)
             if len(ids) < page:
@@ -494,98 +343,6 @@ class JobStore:
             start += page
         return counts
 
-    @property
-    def _count_statuses(self):
-        script = getattr(self, "_count_statuses_script", None)
-        if script is None:
-            # keys: job hashes; returns status, count, status, count... (a vanished record is not counted)
-            script = self._count_statuses_script = self.r.register_script("""
-local counts, order = {}, {}
-for i = 1, #KEYS do
-  local status = redis.call('HGET', KEYS[i], 'status')
-  if status then
-    if not counts[status] then counts[status] = 0; order[#order + 1] = status end
-    counts[status] = counts[status] + 1
-  end
-end
-local out = {}
-for _, status in ipairs(order) do out[#out + 1] = status; out[#out + 1] = counts[status] end
-return out
-""")
-        return script
 
-    def worker_infos(self) -> dict[str, dict]:
-        """Each alive worker's liveness info (the dict it passed to worker_alive), without pruning expired ones."""
-        names = self.r.zrangebyscore(f"{PREFIX}workers", f"({now()}", "+inf")
-        if not names:
-            return {}
-        infos = self.r.mget([f"{PREFIX}worker:{name}" for name in names])
-        out = {}
-        for name, raw in zip(names, infos):
-            try:
-                info = json.loads(raw) if raw else {}
-            except ValueError:
-                info = {}
-            out[name] = info if isinstance(info, dict) else {}
-        return out
-
-
-def _encode(value) -> str:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    if value is None:
-        return ""
-    return str(value)
-
-
-def _num(value: str | None, kind=float):
-    if value is None or value == "":
-        return None
-    return kind(float(value))
-
-
-def _json(value: str | None):
-    return json.loads(value) if value else None
-
-
-def present(record: dict) -> dict:
-    """A raw Redis hash as the API's job object."""
-    seen = _num(record.get("examples_seen"), int) or 0
-    total = _num(record.get("examples_total"), int)
-    metrics = _json(record.get("metrics"))
-    fraction = min(1.0, seen / total) if total else None
-    if record.get("status") == "succeeded":
-        fraction = 1.0
-    rate = (metrics or {}).get("examples_per_second")
-    eta = None
-    if record.get("status") == "running" and total and rate:
-        eta = round(max(0, total - seen) / rate, 1)
-    status = record.get("status")
-    if status == "running" and record.get("cancel_requested") == "1":
-        status_detail = "cancelling"
-    elif status == "running" and record.get("pause_requested") == "1":
-        status_detail = "pausing"
-    else:
-        status_detail = None
-    job = {
-        "id": record["id"],
-        "name": record.get("name", ""),
-        "status": status,
-        "created_at": _num(record.get("created_at")),
-        "started_at": _num(record.get("started_at")),
-        "finished_at": _num(record.get("finished_at")),
-        "progress": {"examples_seen": seen, "examples_total": total, "fraction": fraction, "eta_seconds": eta},
-        "metrics": metrics,
-        "result": _json(record.get("result")),
-        "error": _json(record.get("error")),
-        "network": _json(record.get("summary")),
-        "request": _json(record.get("request")),
-        "device": record.get("device") or "auto",
-        "worker": record.get("worker") or None,
-        "attempts": _num(record.get("starts"), int) or 0,
-        "owner": record.get("owner") or None,
-        "model": _json(record.get("model")),
-    }
-    if status_detail:
-        job["status_detail"] = status_detail
-    return job
+def _entry(entry_id: str, fields: dict) -> dict:
+    return {"seq": int(entry_id.split("-")[0]), **json.loads(fields["data"])}

@@ -12,19 +12,23 @@ import json
 import secrets
 import time
 
-from service.store.jobs import PREFIX
+from service.errors import Unavailable
+from service.store import keys
 
-QUEUE = f"{PREFIX}predict"
+QUEUE = keys.PREDICT
 MAX_WAITING = 1000
 
 
-class NoPredictor(Exception):
-    """No worker answered in time."""
+class NoPredictor(Unavailable):
+    """No worker answered in time (503: try again when a worker is up)."""
+
+    def __init__(self, timeout: float):
+        super().__init__(f"no worker answered within {timeout:g} s; is a worker running?")
 
 
 def ask(r, job_id: str, kind: str, payload, timeout: float) -> dict:
     """Queue one prediction and wait for its answer: {"probabilities", "top"} or {"error": {...}}."""
-    reply = f"{PREFIX}predict:reply:{secrets.token_hex(8)}"
+    reply = keys.predict_reply(secrets.token_hex(8))
     request = {"job": job_id, "kind": kind, "payload": payload, "reply": reply, "deadline": time.time() + timeout}
     pipe = r.pipeline()
     pipe.lpush(QUEUE, json.dumps(request))
@@ -33,8 +37,17 @@ def ask(r, job_id: str, kind: str, payload, timeout: float) -> dict:
     # The store's socket timeout (30 s) must exceed this wait.
     answer = r.brpop([reply], timeout=max(1, min(int(timeout), 25)))
     if answer is None:
-        raise NoPredictor(f"no worker answered within {timeout:g} s")
+        raise NoPredictor(timeout)
     return json.loads(answer[1])
+
+
+def take(r, timeout: float) -> dict | None:
+    """The worker's side: the oldest waiting request that the asker still waits for, or None after `timeout`."""
+    item = r.brpop([QUEUE], timeout=timeout)
+    if item is None:
+        return None
+    request = json.loads(item[1])
+    return request if request["deadline"] >= time.time() else None  # past it, the asker has given up
 
 
 def answer(r, request: dict, result: dict, ttl: int = 30) -> None:

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-
+from service.errors import OverQuota
+from service.lifecycle import TERMINAL
 from service.spec import datasets
-from service.store.jobs import PREFIX, TERMINAL
+from service.store import keys
 
 NAMES = ("active_jobs", "examples_per_job", "params_per_network", "submits_per_minute")
-
-
-@dataclass
-class OverQuota(Exception):
-    """One limit that a submit would exceed."""
-
-    limit: str
-    message: str
-    retry_after: int
 
 
 def limits(config, overrides: dict) -> dict[str, int]:
@@ -51,7 +42,7 @@ def check(r, owner: str, quota: dict[str, int], jobs: list[tuple[dict, int]]) ->
         raise OverQuota("active_jobs", f"you have {active} jobs queued, running or paused; your quota is "
                         f"{quota['active_jobs']}: wait for some to finish or cancel them", 30)
     minute = int(time.time() // 60)
-    key = f"{PREFIX}submits:{owner}:{minute}"
+    key = keys.submits(owner, minute)
     pipe = r.pipeline()
     pipe.incrby(key, len(jobs))
     pipe.expire(key, 120)
@@ -62,13 +53,13 @@ def check(r, owner: str, quota: dict[str, int], jobs: list[tuple[dict, int]]) ->
 
 def active_jobs(r, owner: str) -> int:
     """Jobs of `owner` that are not finished; finished ones leave the set as they are seen."""
-    key = f"{PREFIX}active:{owner}"
+    key = keys.active(owner)
     ids = list(r.smembers(key))
     if not ids:
         return 0
     pipe = r.pipeline()
     for job_id in ids:
-        pipe.hget(f"{PREFIX}job:{job_id}", "status")
+        pipe.hget(keys.job(job_id), "status")
     done = [job_id for job_id, status in zip(ids, pipe.execute()) if status is None or status in TERMINAL]
     if done:
         r.srem(key, *done)
@@ -76,4 +67,4 @@ def active_jobs(r, owner: str) -> int:
 
 
 def track(r, owner: str, job_id: str) -> None:
-    r.sadd(f"{PREFIX}active:{owner}", job_id)
+    r.sadd(keys.active(owner), job_id)

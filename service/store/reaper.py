@@ -1,4 +1,5 @@
-"""The reaper: requeues jobs whose worker stopped renewing its lease (killed, out of memory, machine lost)."""
+"""The reaper: requeues jobs whose worker stopped renewing its lease (killed, out of memory, machine lost),
+and republishes jobs queued so long that their message may be lost."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import logging
 import threading
 import time
 
-from service.celery_app import TRAIN_TASK, queue_for
 from service.config import Config
-from service.store.jobs import PREFIX, JobStore
+from service.lifecycle import JobControl
+from service.store.jobs import JobStore
 
 log = logging.getLogger("convtrain.reaper")
 
@@ -18,7 +19,8 @@ class Reaper(threading.Thread):
 
     def __init__(self, store: JobStore, celery, config: Config, name: str = "reaper"):
         super().__init__(daemon=True, name=name)
-        self.store, self.celery, self.config = store, celery, config
+        self.store, self.config = store, config
+        self.control = JobControl(store, celery)
         self.stopped = threading.Event()
         self._last_scan = time.monotonic()
 
@@ -38,24 +40,17 @@ class Reaper(threading.Thread):
 
     def sweep(self) -> list[str]:
         """Requeue every job whose lease has expired (return their ids), and republish long-queued jobs."""
-        lock = f"{PREFIX}reaper:lock"
-        if not self.store.r.set(lock, self.name, nx=True, px=int(self.config.reaper_seconds * 1000)):
+        # Held for half an interval: one sweep at a time, yet the lock has always expired by the next round
+        # (held for a whole interval, a reaper that woke a little early found it taken and the round was lost).
+        if not self.store.lock_reaper(self.name, self.config.reaper_seconds / 2):
             return []
-        requeued = []
         for job_id in self._lost_messages():
             # Queued this long with no start: its message may be lost (a failed publish, an API that died
             # between storing and publishing). A duplicate message is harmless: the lease makes it a no-op.
-            self.store.touch_requeued(job_id)
-            device = self.store.r.hget(self.store.key(job_id), "device") or "auto"
-            self.celery.send_task(TRAIN_TASK, args=[job_id], queue=queue_for(device))
+            self.control.republish(job_id)
+        requeued = []
         for job_id in self.store.stale(self.config.lease_seconds):
-            outcome = self.store.reap(job_id)
-            if outcome == 2:
-                self.store.add_event(job_id, "cancelled", reason="cancelled while its worker was lost")
-            if outcome == 1:
-                self.store.add_event(job_id, "requeued", reason="worker lost")
-                device = self.store.r.hget(self.store.key(job_id), "device") or "auto"
-                self.celery.send_task(TRAIN_TASK, args=[job_id], queue=queue_for(device))
+            if self.control.requeue_lost(job_id):
                 log.warning("job %s lost its worker; requeued", job_id, extra={"job_id": job_id})
                 requeued.append(job_id)
         return requeued

@@ -1,6 +1,6 @@
 """Sweep records in Redis, beside the jobs they group.
 
-Keys (all under ``convtrain:``, spelled in service/store/keys.py):
+Keys (under the prefix, spelled in service/store/keys.py):
 - ``sweep:{id}``  hash: id, name, owner, created_at, repeats, seed, body (the request as sent),
                   variants (JSON: [{name, patch, grid, jobs: [job ids, one per repeat]}]), cancel_requested
 - ``sweeps``      sorted set of every sweep by creation time (listing, pagination)
@@ -13,11 +13,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from service.store.jobs import PREFIX, present
+from service.errors import NotFound
+from service.store import keys
+from service.store.listing import newest_first
 
 
-class SweepNotFound(KeyError):
-    pass
+class SweepNotFound(NotFound, KeyError):
+    """No sweep with this id (or none this caller may see)."""
+
+    def __init__(self, sweep_id: str):
+        super().__init__(f"no sweep {sweep_id!r}")
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 @dataclass
@@ -38,26 +46,22 @@ class SweepRecord:
 
 
 class SweepStore:
-    """Sweep records in Redis, beside the jobs they group."""
+    """Sweep records in Redis; their jobs are in the job store."""
 
     def __init__(self, client):
         self.r = client
 
-    @staticmethod
-    def key(sweep_id: str) -> str:
-        return f"{PREFIX}sweep:{sweep_id}"
-
     def create(self, record: SweepRecord) -> None:
         pipe = self.r.pipeline()
-        pipe.hset(self.key(record.id), mapping={
+        pipe.hset(keys.sweep(record.id), mapping={
             "id": record.id, "name": record.name, "owner": record.owner, "created_at": record.created_at,
             "repeats": record.repeats, "seed": record.seed, "variants": json.dumps(record.variants),
             "body": json.dumps(record.body), "cancel_requested": "0"})
-        pipe.zadd(f"{PREFIX}sweeps", {record.id: record.created_at})
+        pipe.zadd(keys.SWEEPS, {record.id: record.created_at})
         pipe.execute()
 
     def get(self, sweep_id: str) -> SweepRecord:
-        raw = self.r.hgetall(self.key(sweep_id))
+        raw = self.r.hgetall(keys.sweep(sweep_id))
         if not raw:
             raise SweepNotFound(sweep_id)
         return _record(raw)
@@ -65,44 +69,18 @@ class SweepStore:
     def list(self, *, owner: str | None = None, cursor: float | None = None,
              limit: int = 50) -> tuple[list[SweepRecord], str | None]:
         """Newest first, only `owner`'s when given; `cursor` is the created_at score to continue below."""
-        out: list[SweepRecord] = []
-        top = f"({cursor}" if cursor is not None else "+inf"
-        while True:
-            ids = self.r.zrevrangebyscore(f"{PREFIX}sweeps", top, "-inf", start=0, num=limit * 2, withscores=True)
-            if not ids:
-                return out, None
-            pipe = self.r.pipeline()
-            for sweep_id, _ in ids:
-                pipe.hgetall(self.key(sweep_id))
-            for (sweep_id, score), raw in zip(ids, pipe.execute()):
-                top = f"({score}"
-                if not raw or (owner is not None and raw.get("owner") != owner):
-                    continue
-                out.append(_record(raw))
-                if len(out) == limit:
-                    return out, repr(score)
-
-    def jobs(self, record: SweepRecord) -> dict[str, dict | None]:
-        """Every job of the sweep as the API shows it, None for one deleted on its own."""
-        ids = record.job_ids
-        pipe = self.r.pipeline()
-        for job_id in ids:
-            pipe.hgetall(f"{PREFIX}job:{job_id}")
-        return {job_id: (present(raw) if raw else None) for job_id, raw in zip(ids, pipe.execute())}
-
-    def statuses(self, record: SweepRecord) -> list[str | None]:
-        pipe = self.r.pipeline()
-        for job_id in record.job_ids:
-            pipe.hget(f"{PREFIX}job:{job_id}", "status")
-        return pipe.execute()
+        records, next_cursor = newest_first(self.r, keys.SWEEPS, keys.sweep,
+                                            lambda raw: owner is None or raw.get("owner") == owner,
+                                            cursor=cursor, limit=limit)
+        return [_record(raw) for raw in records], next_cursor
 
     def mark_cancelled(self, sweep_id: str) -> None:
-        self.r.hset(self.key(sweep_id), "cancel_requested", "1")
+        self.r.hset(keys.sweep(sweep_id), "cancel_requested", "1")
 
     def delete(self, sweep_id: str) -> None:
         pipe = self.r.pipeline()
-        pipe.delete(self.key(sweep_id))
-        pipe.zrem(f"{PREFIX}sweeps", sweep_id)
+        pipe.delete(keys.sweep(sweep_id))
+        pipe.zrem(keys.SWEEPS, sweep_id)
         pipe.execute()
 
 

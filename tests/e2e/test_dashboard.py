@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from service.api import create_app
-from service.config import Config
+from service.api import create_app, dashboard
 from service.cli.embedded import free_port
+from service.config import Config
 from tests import openapi_check
 from tests.conftest import ROOT
 
@@ -89,17 +89,39 @@ def test_the_page_and_its_files_are_served_documented_and_self_contained(tmp_pat
     parsed.feed(page.get_data(as_text=True))
     assert parsed.scripts == ["/dashboard/app.js"] and parsed.styles == ["/dashboard/app.css"]
     assert parsed.inline == [], "inline script or style breaks a 'self'-only content security policy"
-    for url, mimetype in (("/dashboard/app.js", "text/javascript"), ("/dashboard/app.css", "text/css")):
+    for name, (_, mimetype) in dashboard.ASSETS.items():
+        url = f"/dashboard/{name}"
         r = client.get(url)
-        assert (r.status_code, r.mimetype, r.headers["Cache-Control"]) == (200, mimetype, "no-cache")
+        assert (r.status_code, r.mimetype, r.headers["Cache-Control"]) == (200, mimetype, "no-cache"), url
         text = r.get_data(as_text=True)
         assert not re.search(r"https?://|\bimport\s*\(|@import", text), f"{url} loads something from elsewhere"
         assert not re.search(r"\beval\s*\(|new\s+Function\b|\.innerHTML\b|setTimeout\(\s*['\"`]", text), url
         again = client.get(url, headers={"If-None-Match": r.headers["ETag"]})
         assert again.status_code == 304
     assert client.get("/dashboard/dashboard.js").status_code == 404  # fixed names only, never a file path
+    assert client.get("/dashboard/dashboard-api.js").status_code == 404
     assert client.get("/dashboard/../openapi.yaml").status_code == 404
     assert violations == []
+
+
+# A static import at the start of a line: `import { a, b } from "./name.js";` (comments may mention others).
+IMPORT = re.compile(r'^import\s[^;]*?\bfrom\s+"([^"]+)";', re.MULTILINE)
+
+
+def test_the_modules_import_only_each_other_and_all_are_served():
+    """Every import is a served sibling; every dashboard script is served and reached from app.js."""
+    static = ROOT / "service" / "static"
+    served = {name: file for name, (file, mimetype) in dashboard.ASSETS.items() if mimetype == "text/javascript"}
+    assert {p.name for p in static.glob("dashboard*.js")} == set(served.values()), "a script that is not served"
+    reached, todo = set(), ["app.js"]
+    while todo:
+        name = todo.pop()
+        reached.add(name)
+        imports = IMPORT.findall((static / served[name]).read_text("utf-8"))
+        for target in imports:
+            assert target.startswith("./") and target[2:] in served, f"{name} imports {target}, which is not served"
+        todo += [t[2:] for t in imports if t[2:] not in reached]
+    assert reached == set(served), f"served but never imported: {set(served) - reached}"
 
 
 def _gunicorn(service, log: Path) -> tuple[subprocess.Popen, str]:
@@ -194,7 +216,60 @@ def _drive(browser, base: str, expect) -> None:
     page.set_input_files("#upload", files=[{"name": "digit.png", "mimeType": "image/png", "buffer": png}])
     expect(page.locator("#upload-result .bar-row")).to_have_count(3, timeout=30_000)
 
+    # The live trainer form: its fields are the trainer-patch schema's, filled with the job's trainer.
+    doc = requests.get(f"{base}/openapi.json", timeout=10).json()
+    live = _trainer_patch(doc)["properties"]
+    assert page.eval_on_selector_all("#trainer-form input", "els => els.map(e => e.name)") == list(live)
+    trainer = job["request"]["trainer"]
+    shown = dict(page.eval_on_selector_all("#trainer-form input", "els => els.map(e => [e.name, e.value])"))
+    assert {name: float(value) for name, value in shown.items()} == {name: trainer[name] for name in live}
+    for name in live:  # the job has succeeded: its trainer can no longer change
+        expect(page.locator(f'#trainer-form input[name="{name}"]')).to_be_disabled()
+
     assert page_errors == []
     assert page.evaluate("window.__seen.violations") == []
     # Under the test's output folder only: docs/dashboard.png (the README's) is updated by hand from it.
     page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+    page.close()
+    _trainer_form_follows_the_api(browser, base, expect)
+
+
+def _trainer_patch(doc: dict) -> dict:
+    """The request body schema of PATCH /v1/jobs/{job_id}/trainer in an OpenAPI document, $ref followed."""
+    schema = doc["paths"]["/v1/jobs/{job_id}/trainer"]["patch"]["requestBody"]["content"]["application/json"]["schema"]
+    while "$ref" in schema:
+        node = doc
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def _trainer_form_follows_the_api(browser, base: str, expect) -> None:
+    """Serve the page a different trainer-patch schema: the form follows it; without one, it says so."""
+    page = browser.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    doc = requests.get(f"{base}/openapi.json", timeout=10).json()
+    patch = _trainer_patch(doc)
+    patch["properties"] = {"momentum": patch["properties"]["momentum"],
+                           "warmup": {"type": "integer", "minimum": 0, "maximum": 100, "title": "warm-up",
+                                      "description": "a made-up option"}}
+    page.route(f"{base}/openapi.json", lambda route: route.fulfill(json=doc))
+    page.goto(f"{base}/")
+    fields = page.locator("#trainer-form input")
+    expect(fields).to_have_count(2, timeout=15_000)
+    assert fields.evaluate_all("els => els.map(e => [e.name, e.step, e.min, e.max])") == [
+        ["momentum", "any", "0", "1"], ["warmup", "1", "0", "100"]]
+    expect(page.locator("#trainer-form label").nth(1)).to_have_text("warm-up")
+    expect(page.locator("#trainer-form label").nth(1)).to_have_attribute("title", "a made-up option")
+
+    page.unroute(f"{base}/openapi.json")
+    page.route(f"{base}/openapi.json", lambda route: route.fulfill(
+        status=503, content_type="application/problem+json",
+        body='{"type": "about:blank", "title": "Service Unavailable", "status": 503}'))
+    page.reload()
+    expect(page.locator("#trainer-form .error")).to_contain_text("No trainer options: Service Unavailable")
+    expect(page.locator("#trainer-form input")).to_have_count(0)
+    assert page_errors == []
+    page.close()

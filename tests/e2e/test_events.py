@@ -109,34 +109,36 @@ def test_many_streams_through_gunicorn_do_not_starve_the_api(service):
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(f"{base}/healthz", timeout=1).ok:
+                if requests.get(f"{base}/healthz", timeout=5).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or busy starting
                 pass
             assert time.monotonic() < deadline, "gunicorn did not start"
             time.sleep(0.1)
         job = requests.post(f"{base}/v1/jobs", json=example("net1-default.json", budget={"examples": 15000})).json()
         streams = 80
-        ended = []
+        opened, ended = threading.Semaphore(0), []
 
         def follow():
             with requests.get(f"{base}/v1/jobs/{job['id']}/events", stream=True, timeout=120) as r:
-                frames = list(parse(line for line in r.iter_lines(decode_unicode=True)))
+                lines = r.iter_lines(decode_unicode=True)
+                first = next(lines)  # the stream is open and served: its retry line came
+                opened.release()
+                frames = list(parse([first, *lines]))
                 ended.append(frames[-1]["event"] == "end")
 
         threads = [threading.Thread(target=follow, daemon=True) for _ in range(streams)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
-        slowest = 0.0
-        for _ in range(20):  # the API still answers promptly while every stream is open
-            started = time.monotonic()
-            assert requests.get(f"{base}/v1/jobs/{job['id']}", timeout=5).ok
-            slowest = max(slowest, time.monotonic() - started)
-        assert slowest < 1.0
+        for _ in range(streams):
+            assert opened.acquire(timeout=60), "a stream was not served"
+        # Every stream is open: the API must still answer (how fast is bench/api_latency.py's question; the
+        # timeout here only tells a starved API from a slow one).
+        for _ in range(20):
+            assert requests.get(f"{base}/v1/jobs/{job['id']}", timeout=30).ok
         for t in threads:
             t.join(120)
         assert ended.count(True) == streams

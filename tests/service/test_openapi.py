@@ -15,7 +15,9 @@ from openapi_spec_validator import validate as validate_openapi
 from service.spec import datasets
 from service.api import create_app
 from service.config import Config
-from service.store.jobs import present
+from service.lifecycle import Attempt
+from service.store.record import present
+from service.store.workers import Workers
 from service.spec.netspec import InvalidSpec
 from service.spec.schemas import load_job_request
 from service.storage import sha256
@@ -295,10 +297,10 @@ def test_metric_and_result_keys_match_the_trainer():
     assert result_keys == set(SCHEMAS["Result"]["required"])
     assert result_keys | {"test_acc_crops"} == set(SCHEMAS["Result"]["properties"])
     documented = set(SCHEMAS["StreamEvent"]["properties"]["event"]["enum"])
-    runner = (ROOT / "worker" / "runner.py").read_text()
+    runner = (ROOT / "worker" / "runner.py").read_text() + (ROOT / "service" / "lifecycle.py").read_text()
     trainer = (ROOT / "worker" / "trainer.py").read_text()
     # The API and the reaper write events too, for jobs that no worker holds.
-    others = [(ROOT / "service" / name).read_text() for name in ("api/jobs.py", "store/reaper.py")]
+    others = [(ROOT / "service" / "lifecycle.py").read_text()]
     emitted = set(re.findall(r'"event": "(\w+)"', runner)) | set(re.findall(r'on_event\(\{"type": "(\w+)"', trainer))
     emitted |= {e for source in others for e in re.findall(r'add_event\(job_id, "(\w+)"', source)}
     assert emitted - documented == set(), "events the worker writes that StreamEvent lacks"
@@ -456,7 +458,7 @@ def test_a_trained_job_conforms(stored):
     c, services = stored
     store, artifacts = services.store, services.artifacts
     job_id = c.post("/v1/jobs", json=BODY).get_json()["id"]
-    store.worker_alive("w1", 30, {})
+    Workers(store.r).alive("w1", 30, {})
     assert c.get("/readyz").get_json()["workers"] == ["w1"]
     start = store.start(job_id, "w1", 30, 3)
     token = start.token
@@ -470,12 +472,12 @@ def test_a_trained_job_conforms(stored):
     blob = b"model bytes"
     artifacts.put(job_id, "model.pt", blob)
     model = {"file": "model.pt", "format": "pt", "bytes": len(blob), "sha256": sha256(blob)}
-    assert store.finish(job_id, token, "succeeded", result=RESULT, model=model, examples_seen=30000)
+    assert Attempt(store, job_id, token).succeed(30000, RESULT, model)
     job = c.get(f"/v1/jobs/{job_id}").get_json()
     assert job["status"] == "succeeded" and job["progress"]["fraction"] == 1.0
     page = c.get(f"/v1/jobs/{job_id}/metrics?limit=3").get_json()
     assert [p["seq"] for p in page["points"]] == [1, 2, 3] and page["next"] == 3
-    assert len(c.get(f"/v1/jobs/{job_id}/metrics?after=3").get_json()["points"]) == 7
+    assert len(c.get(f"/v1/jobs/{job_id}/metrics?after=3").get_json()["points"]) == 8  # and the finished event
     r = c.get(f"/v1/jobs/{job_id}/model")
     assert r.status_code == 200 and r.data == blob and job_id in r.headers["Content-Disposition"]
     assert c.get(f"/v1/jobs/{job_id}/model?format=h5").status_code == 400

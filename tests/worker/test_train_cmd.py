@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from service.spec import request_body
-from service.cli.main import main
+from worker.__main__ import main
 from tests.conftest import EXAMPLES, ROOT, data_dir
 from worker import train_cmd
 

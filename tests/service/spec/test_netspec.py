@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from service.spec import netspec
 from service.spec.netspec import LAYERS, InvalidSpec, Limits
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 
 
 def example(name):

@@ -13,7 +13,7 @@ from service.spec import schemas
 from service.config import Config
 from service.spec.netspec import InvalidSpec, Limits
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 NAMES = ["net1-default", "net2-3x3", "net3-stride2", "net4-16filters", "net5-third-conv", "net6-single-conv"]
 CONFIG = Config()
 

@@ -10,7 +10,7 @@ import pytest
 
 from service.spec import datasets
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[3]
 DATA_DIR = pathlib.Path(os.environ.get("CONVTRAIN_DATA_DIR") or REPO.parent / "shared" / "data")
 needs_mnist = pytest.mark.skipif(not (DATA_DIR / "mnist").is_dir(), reason=f"no MNIST in {DATA_DIR}")
 

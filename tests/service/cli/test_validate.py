@@ -12,7 +12,7 @@ from service.cli import validate as validate_cmd
 from service.spec import request_body
 from service.config import Config
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 JSON_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("net*.json"))
 CONFIG = Config()
 
@@ -144,7 +144,7 @@ def test_broken_paste_points_at_lines(tmp_path, capsys):
     ("[1, 2]", "expected a JSON object, not a list; to check a list of layers, wrap it as {\"layers\": [...]}"),
     ("5", "expected a JSON object: a network {\"layers\": [...]}, a job request"),
     ("null", "got nothing"),
-    ("[" * 40 + "]" * 40, "the JSON is nested more than 32 levels deep"),
+    ("[" * 40 + "]" * 40, "the JSON is nested deeper than the limit of 32 levels"),
 ])
 def test_not_json_or_not_an_object(tmp_path, capsys, content, message):
     path = write(tmp_path, "bad.json", content)
@@ -183,7 +183,7 @@ def test_validate_body_takes_demo_source():
 
 @pytest.mark.parametrize(("body", "errors"), [
     (b"not json", [{"path": "", "message": "the input is not valid JSON: Expecting value (line 1, column 1)"}]),
-    (b"\xff\xfe", [{"path": "", "message": "the input is not UTF-8 text, so it cannot be JSON"}]),
+    (b"\xff\xfe", [{"path": "", "message": "the input is not UTF-8 text: invalid start byte at byte 0"}]),
     (None, [{"path": "", "message": "expected a JSON object: a network {\"layers\": [...]}, a job request "
                                     "{\"network\": ..., \"budget\": ...}, or demo source {\"convnetjs\": \"...\"}; "
                                     "got nothing"}]),

@@ -16,7 +16,9 @@ from service import logs
 from service.api import create_app, observability
 from service.celery_app import TRAIN_TASK
 from service.config import Config
-from service.store.jobs import STATUSES
+from service.lifecycle import STATUSES
+from service.store import keys
+from service.store.workers import Workers
 from tests import openapi_check
 from tests.conftest import example
 
@@ -80,14 +82,14 @@ def test_jobs_by_status_match_the_store(stored):
         for _ in range(n):
             job_id = store.create(_request(), {}, queue="auto")["id"]
             if status != "queued":
-                store.r.hset(store.key(job_id), "status", status)
+                store.r.hset(keys.job(job_id), "status", status)
     posted = [c.post("/v1/jobs", json={**BODY, "name": f"p{i}"}).get_json()["id"] for i in range(2)]
     assert all(posted)
     jobs = scrape(c)["convtrain_jobs"]
     assert {s.labels["status"]: s.value for s in jobs.samples} == {**wanted, "queued": wanted["queued"] + 2}
-    assert store.count_by_status(page=2) == store.count_by_status(), "paging gives the same counts"
+    assert store.count_by_status(STATUSES, page=2) == store.count_by_status(STATUSES), "paging gives the same counts"
     # A job whose record vanished from under the index is not counted.
-    store.r.delete(store.key(posted[0]))
+    store.r.delete(keys.job(posted[0]))
     assert value(scrape(c)["convtrain_jobs"], status="queued") == wanted["queued"] + 1
 
 
@@ -108,10 +110,10 @@ def test_queue_depth_counts_waiting_messages(stored):
 def test_workers_and_their_throughput(stored):
     c, services = stored
     store = services.store
-    store.worker_alive("w-gpu", 30, {"device": "cuda", "examples_per_second": 1234.5})
-    store.worker_alive("w-idle", 30, {"device": "cpu"})
-    store.worker_alive("w-odd", 30, {"examples_per_second": "fast"})
-    store.worker_alive("w-dead", 30, {"examples_per_second": 99})
+    Workers(store.r).alive("w-gpu", 30, {"device": "cuda", "examples_per_second": 1234.5})
+    Workers(store.r).alive("w-idle", 30, {"device": "cpu"})
+    Workers(store.r).alive("w-odd", 30, {"examples_per_second": "fast"})
+    Workers(store.r).alive("w-dead", 30, {"examples_per_second": 99})
     store.r.zadd("convtrain:workers", {"w-dead": 1.0})  # its heartbeat expired long ago
     families = scrape(c)
     assert value(families["convtrain_workers"]) == 3

@@ -1,0 +1,203 @@
+"""The job store's Lua scripts: each state change is one script, so two workers, the reaper and the API
+can never interleave halfway through a transition (../shared/CELERY.md §2).
+
+KEYS are always the job's hash, its lease and the running index (or a prefix of that list), in that order;
+each script's comment gives its ARGV. Statuses come from service/lifecycle.py as Lua locals.
+"""
+
+from __future__ import annotations
+
+from service.lifecycle import lua_constants
+
+# start(job, lease, running) args: token, worker, lease_ms, now, max_attempts, id
+_START = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+-- A retry of a start that did happen (its reply was lost): the same token holds the lease.
+if status == RUNNING and redis.call('GET', KEYS[2]) == ARGV[1] then
+  return {'started', redis.call('HGET', KEYS[1], 'starts')}
+end
+if TERMINAL[status] then return {'finished'} end
+if status == PAUSED then return {PAUSED} end
+if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
+  redis.call('HSET', KEYS[1], 'status', CANCELLED, 'finished_at', ARGV[4])
+  redis.call('ZREM', KEYS[3], ARGV[6])
+  return {CANCELLED}
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) == false then return {'busy'} end
+local starts = redis.call('HINCRBY', KEYS[1], 'starts', 1)
+local preemptions = tonumber(redis.call('HGET', KEYS[1], 'preemptions') or '0')
+if starts - preemptions > tonumber(ARGV[5]) then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'status', FAILED, 'finished_at', ARGV[4], 'error',
+    cjson.encode({type='worker_lost', message='the job lost its worker ' .. (starts - preemptions - 1) ..
+      ' times (killed, out of memory or machine lost); giving up after ' .. ARGV[5] .. ' attempts'}))
+  redis.call('ZREM', KEYS[3], ARGV[6])
+  return {FAILED}
+end
+redis.call('HSET', KEYS[1], 'status', RUNNING, 'token', ARGV[1], 'worker', ARGV[2], 'heartbeat_at', ARGV[4])
+redis.call('HSETNX', KEYS[1], 'started_at', ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
+return {'started', tostring(starts)}
+"""
+
+# heartbeat(job, lease, running) args: token, lease_ms, now, id
+_HEARTBEAT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {'lost'} end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[1], 'heartbeat_at', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return {'ok'}
+"""
+
+# update(job, lease) args: token, field, value, ...
+_UPDATE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+# add_points(job, lease, stream) args: token ('' for the API's and reaper's own events), maxlen, n, data x n,
+# field, value...: appends n metric points or events in one step (fenced), sets the fields, returns the last seq
+_ADD_POINTS = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = tonumber(ARGV[3])
+local seq = 0
+for i = 4, 3 + n do
+  seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'data', ARGV[i])
+end
+for i = 4 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return seq
+"""
+
+# finish(job, lease, running, stream) args: token, status, now, id, event, maxlen, field, value...
+# The job ends and its timeline gets the event in one step.
+_FINISH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[4])
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3])
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], seq .. '-0', 'data', ARGV[5])
+return 1
+"""
+
+# release(job, lease, running, stream) args: token, new_status (queued|paused), id, preempted, now, event, maxlen
+# The job goes back (or ends cancelled, when a cancel won the race) and its timeline gets the event in one step.
+_RELEASE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[3])
+if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'preemptions', 1) end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], seq .. '-0', 'data', ARGV[6])
+if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
+  redis.call('HSET', KEYS[1], 'status', CANCELLED, 'finished_at', ARGV[5])
+  return 2
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'worker', '')
+return 1
+"""
+
+# add_snapshot(job, lease, snapshots) args: token, stats: returns the snapshot's number (fenced)
+_ADD_SNAPSHOT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+return redis.call('RPUSH', KEYS[3], ARGV[2])
+"""
+
+# take_patch(job, lease) args: token: the pending live trainer changes, cleared (fenced)
+_TAKE_PATCH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
+local patch = redis.call('HGET', KEYS[1], 'trainer_patch')
+if not patch or patch == '' then return false end
+redis.call('HSET', KEYS[1], 'trainer_patch', '')
+return patch
+"""
+
+# reap(job, lease, running) args: id, now: a running job whose lease expired goes back to the queue
+_REAP = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[1], 'status') ~= RUNNING then return 0 end
+if redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
+  redis.call('HSET', KEYS[1], 'status', CANCELLED, 'finished_at', ARGV[2])
+  return 2
+end
+redis.call('HSET', KEYS[1], 'status', QUEUED, 'worker', '', 'requeued_at', ARGV[2])
+return 1
+"""
+
+# cancel(job, lease, running) args: now, id
+_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if TERMINAL[status] then return 'already ' .. status end
+redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+if status == RUNNING and redis.call('EXISTS', KEYS[2]) == 1 then return 'cancelling' end
+redis.call('HSET', KEYS[1], 'status', CANCELLED, 'finished_at', ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+return CANCELLED
+"""
+
+# pause(job, lease) args: none. A queued job pauses at once; a running one at its next poll.
+_PAUSE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status == QUEUED then redis.call('HSET', KEYS[1], 'status', PAUSED); return PAUSED end
+if status == RUNNING then redis.call('HSET', KEYS[1], 'pause_requested', '1'); return 'pausing' end
+return status
+"""
+
+# resume(job) args: now
+_RESUME = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status == PAUSED then
+  redis.call('HSET', KEYS[1], 'status', QUEUED, 'pause_requested', '0', 'requeued_at', ARGV[1])
+  return 'resumed'
+end
+if status == RUNNING then redis.call('HSET', KEYS[1], 'pause_requested', '0') end
+return status
+"""
+
+
+# count_statuses(job hashes...): status, count, status, count... (a vanished record is not counted)
+_COUNT_STATUSES = """
+local counts, order = {}, {}
+for i = 1, #KEYS do
+  local status = redis.call('HGET', KEYS[i], 'status')
+  if status then
+    if not counts[status] then counts[status] = 0; order[#order + 1] = status end
+    counts[status] = counts[status] + 1
+  end
+end
+local out = {}
+for _, status in ipairs(order) do out[#out + 1] = status; out[#out + 1] = counts[status] end
+return out
+"""
+
+
+SOURCES = {
+    "start": _START,
+    "heartbeat": _HEARTBEAT,
+    "update": _UPDATE,
+    "add_points": _ADD_POINTS,
+    "finish": _FINISH,
+    "release": _RELEASE,
+    "add_snapshot": _ADD_SNAPSHOT,
+    "take_patch": _TAKE_PATCH,
+    "reap": _REAP,
+    "cancel": _CANCEL,
+    "pause": _PAUSE,
+    "resume": _RESUME,
+    "count_statuses": _COUNT_STATUSES,
+}
+
+
+def register(client) -> dict:
+    """Every script, registered on `client` (redis-py loads each by its SHA on first use)."""
+    prelude = lua_constants()
+    return {name: client.register_script(prelude + source) for name, source in SOURCES.items()}
