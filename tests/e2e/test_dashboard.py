@@ -273,3 +273,11 @@ def _trainer_form_follows_the_api(browser, base: str, expect) -> None:
     expect(page.locator("#trainer-form input")).to_have_count(0)
     assert page_errors == []
     page.close()
+
+
+def test_the_documented_assets_are_the_served_ones():
+    from service.api.dashboard import ASSETS
+    from service.api.docs import spec
+
+    parameter = spec()["paths"]["/dashboard/{asset}"]["get"]["parameters"][0]
+    assert sorted(parameter["schema"]["enum"]) == sorted(ASSETS)

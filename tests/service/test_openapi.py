@@ -12,15 +12,15 @@ import pytest
 import yaml
 from openapi_spec_validator import validate as validate_openapi
 
-from service.spec import datasets
 from service.api import create_app
 from service.config import Config
 from service.lifecycle import Attempt
-from service.store.record import present
-from service.store.workers import Workers
+from service.spec import datasets
 from service.spec.netspec import InvalidSpec
 from service.spec.schemas import load_job_request
 from service.storage import sha256
+from service.store.record import present
+from service.store.workers import Workers
 from tests import openapi_check
 from tests.conftest import EXAMPLES, ROOT, example
 
@@ -125,6 +125,89 @@ def test_the_description_is_valid_openapi_3_1():
     for kind, entries in spec["components"].items():
         for name in entries:
             assert f"#/components/{kind}/{name}" in refs, f"components/{kind}/{name} is never referenced"
+
+
+def _schemas(node, where="#"):
+    """Every schema object in the document (bodies, parameters, components) with its JSON pointer."""
+    if isinstance(node, dict):
+        if "schema" in node and isinstance(node["schema"], dict):
+            yield from _schema_tree(node["schema"], f"{where}/schema")
+        for key, value in node.items():
+            if key not in ("schema", "schemas", "example", "examples"):
+                yield from _schemas(value, f"{where}/{key}")
+        for name, value in (node.get("schemas") or {}).items() if where == "#/components" else ():
+            yield from _schema_tree(value, f"{where}/schemas/{name}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _schemas(value, f"{where}/{i}")
+
+
+def _schema_tree(schema, where):
+    if not isinstance(schema, dict):
+        return
+    yield where, schema
+    for key in ("items", "additionalProperties", "not", "if", "then", "else", "propertyNames", "contains"):
+        yield from _schema_tree(schema.get(key), f"{where}/{key}")
+    for key in ("properties", "patternProperties", "$defs", "dependentSchemas"):
+        for name, sub in (schema.get(key) or {}).items():
+            yield from _schema_tree(sub, f"{where}/{key}/{name}")
+    for key in ("allOf", "anyOf", "oneOf", "prefixItems"):
+        for i, sub in enumerate(schema.get(key) or []):
+            yield from _schema_tree(sub, f"{where}/{key}/{i}")
+
+
+ALL_SCHEMAS = list(_schemas(SPEC))
+CONSTRAINT_ONLY = {"required", "not", "if", "then", "else", "minProperties", "maxProperties", "description"}
+
+
+def test_the_description_is_one_code_generators_read_whole():
+    """The forms that openapi-python-client and openapi-typescript (default options) read wrongly are not used.
+
+    tests/e2e/test_generated_clients.py runs both generators on the served document; these are the
+    rules behind it, checked in milliseconds.
+    """
+    assert len(ALL_SCHEMAS) > 300
+    for where, schema in ALL_SCHEMAS:
+        if re.search(r"/(if|then|else|not)(/|$)", where):
+            continue  # a condition: only validation reads it, the generators skip it
+        types = schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")]
+        # An array without items is skipped with its endpoint by openapi-python-client.
+        if "array" in types:
+            assert "items" in schema or "prefixItems" in schema, f"{where}: an array needs items"
+        # An object with neither is Record<string, never> in openapi-typescript: nothing fits in it.
+        if "object" in types:
+            assert {"properties", "additionalProperties", "allOf", "oneOf", "anyOf"} & set(schema), \
+                f"{where}: say what an object holds (properties, or additionalProperties: true)"
+        if "enum" in schema or "const" in schema:
+            assert "type" in schema, f"{where}: an enum or const needs its type"
+        # openapi-typescript marks a property with a default required, in requests and responses alike;
+        # the defaults are in the descriptions (a parameter's default is read right by both).
+        if "/properties/" in where:
+            assert "default" not in schema, f"{where}: a default makes the property required in TypeScript"
+        # A union member that only constrains (e.g. {required: [network]}) is a union of Any to the
+        # generators: constraints are written with not, if/then, minProperties and maxProperties.
+        for key in ("oneOf", "anyOf"):
+            for i, member in enumerate(schema.get(key) or []):
+                assert set(member) - CONSTRAINT_ONLY, f"{where}/{key}/{i}: a union member must be a type"
+        # allOf: a property narrowed in a later member must stay mergeable (same type, or an enum of it).
+        for i, member in enumerate(schema.get("allOf") or []):
+            if i and "$ref" not in member:
+                for name, sub in (member.get("properties") or {}).items():
+                    assert "const" not in sub, f"{where}/allOf/{i}/properties/{name}: use enum: [value]"
+
+
+def test_binary_bodies_are_binary():
+    """Files, pictures and uploads are `format: binary` strings, so that generated clients hand out bytes."""
+    for path, item in SPEC["paths"].items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            bodies = [("requestBody", op.get("requestBody", {}))] + [
+                (code, _deref(r)) for code, r in op["responses"].items()]
+            for code, body in bodies:
+                for media, content in (body.get("content") or {}).items():
+                    if media.startswith("image/") or media == "application/octet-stream":
+                        assert content["schema"].get("format") == "binary", f"{method} {path} {code} {media}"
 
 
 def test_every_operation_documents_its_errors():
