@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+
+from service.cli import lifeline
 
 
 def redis_server_binary() -> str:
@@ -24,12 +27,18 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    """redis-server on 127.0.0.1 with an append-only file under `folder`, so jobs survive restarts."""
+    """redis-server on 127.0.0.1 with an append-only file under `folder`, so jobs survive restarts.
 
-    def __init__(self, folder: Path, port: int | None = None, password: str | None = None):
+    With `die_with_parent` (what serve uses; Linux) it gets SIGTERM when the thread that started it ends,
+    however the process dies: it then flushes its append-only file, stops any rewrite child and exits.
+    Start it from a thread that lives as long as it should (serve: the main thread)."""
+
+    def __init__(self, folder: Path, port: int | None = None, password: str | None = None,
+                 die_with_parent: bool = False):
         self.folder = Path(folder)
         self.port = port or free_port()
         self.password = password
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen | None = None
 
     @property
@@ -45,8 +54,11 @@ class EmbeddedRedis:
                 "--logfile", str(self.folder / "redis.log")]
         if self.password:
             args += ["--requirepass", self.password]
+        # A session of its own: Ctrl-C in serve's terminal must not stop Redis before the workers checkpoint.
+        preexec = lifeline.die_with_parent(signal.SIGTERM) if self.die_with_parent else None
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+                                        stderr=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=preexec)  # noqa: PLW1509 -- prctl only
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout
         while True:
