@@ -37,9 +37,9 @@ class Config:
     torch_threads: int = 1
     # Reliability: a worker renews its lease every `heartbeat_seconds`; a lease
     # unrenewed for `lease_seconds` is dead and the reaper requeues its job.
-    lease_seconds: float = 30.0
-    heartbeat_seconds: float = 5.0
-    reaper_seconds: float = 5.0
+    lease_seconds: float = 10.0
+    heartbeat_seconds: float = 2.0
+    reaper_seconds: float = 2.0
     republish_seconds: float = 600.0  # a job queued this long without a start gets its task sent again
     checkpoint_seconds: float = 5.0
     snapshot_seconds: float = 5.0  # layer pictures of the probe image

@@ -9,8 +9,12 @@ error responses themselves.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
+
+# An absolute path in an exception's message: the server's folders, which a tenant must not read.
+_PATH = re.compile(r"(?:/[^\s/'\"]+)+/([^\s/'\"]+)")
 
 
 @dataclass(frozen=True)
@@ -100,3 +104,10 @@ class Unavailable(ConvtrainError):
 
     def __init__(self, detail: str, retry_after: int = 5, **extra: Any):
         super().__init__(detail, headers={"Retry-After": str(retry_after)}, **extra)
+
+
+def public_message(exc: BaseException) -> str:
+    """An unexpected error as a tenant may read it: its type and message, every absolute path cut to its last
+    part (`No such file: '/srv/artifacts/j1/ckpt.pt'` becomes `No such file: 'ckpt.pt'`)."""
+    message = _PATH.sub(r"\1", str(exc))
+    return f"{type(exc).__name__}: {message}"

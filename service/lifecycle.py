@@ -148,10 +148,11 @@ class Attempt:
     def __init__(self, store, job_id: str, token: str):
         self.store, self.job_id, self.token = store, job_id, token
 
-    def succeed(self, examples: int, result: dict, model: dict) -> bool:
+    def succeed(self, examples: int, result: dict, model: dict | None, predictions: str | None = None) -> bool:
+        """The job has succeeded: its result, and pointers to this attempt's model files and test predictions."""
         return self.store.finish(self.job_id, self.token, SUCCEEDED,
                                  {"event": "finished", "examples": examples, "result": result},
-                                 result=result, model=model, examples_seen=examples)
+                                 result=result, model=model, predictions=predictions, examples_seen=examples)
 
     def fail(self, error: dict) -> bool:
         return self.store.finish(self.job_id, self.token, FAILED, {"event": "failed", "error": error}, error=error)

@@ -43,6 +43,27 @@ class Artifacts:
         if self.fs.exists(folder):
             self.fs.rm(folder, recursive=True)
 
+    def names(self, job_id: str) -> list[str]:
+        """The names of the job's artifacts, files and folders at the top of its folder (`attempts/<token>`
+        counted as one name each)."""
+        folder = self.path(job_id, "x").rsplit("/", 1)[0]
+        if not self.fs.exists(folder):
+            return []
+        out = []
+        for entry in self.fs.ls(folder, detail=False):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if name == "attempts":
+                out += [f"attempts/{sub.rstrip('/').rsplit('/', 1)[-1]}" for sub in self.fs.ls(entry, detail=False)]
+            else:
+                out.append(name)
+        return out
+
+    def remove_any(self, job_id: str, name: str) -> None:
+        """Remove a file or a folder of the job's artifacts, if it is there."""
+        path = self.path(job_id, name)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
     def remove(self, job_id: str, name: str) -> None:
         path = self.path(job_id, name)
         if self.fs.exists(path):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from service.config import Config
 from service.cli.embedded import EmbeddedRedis
+from service.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -14,10 +14,10 @@ from celery.signals import worker_shutting_down
 from service import logs
 from service.celery_app import QUEUES, TRAIN_TASK, make_celery
 from service.config import Config
+from service.storage import Artifacts
 from service.store.jobs import JobStore
 from service.store.reaper import Reaper
 from service.store.workers import Workers
-from service.storage import Artifacts
 from worker.predict import Predictor
 from worker.runner import WorkerContext, run_job
 
@@ -56,7 +56,8 @@ class Liveness(threading.Thread):
             try:
                 rate = round(sum(self.ctx.rates.values()), 1)
                 self.workers.alive(self.ctx.name, self.every * 3,
-                                            {"device": self.ctx.device, "examples_per_second": rate})
+                                            {"device": self.ctx.device, "examples_per_second": rate,
+                                    "checkpoint_failures": self.ctx.checkpoint_failures})
             except Exception as exc:
                 log.warning("liveness update failed: %s", exc)
             if self.stopped.wait(self.every):

@@ -108,14 +108,16 @@ def export_all(weights: dict, **done: bytes) -> dict[str, bytes | str]:
     return out
 
 
-def store_exports(artifacts: Artifacts, job_id: str, weights: dict, pt: bytes) -> dict[str, dict]:
-    """Write every format but pt (stored already) as an artifact: {format: {file, bytes, sha256} or {error}}."""
+def store_exports(artifacts: Artifacts, job_id: str, weights: dict, pt: bytes, folder: str) -> dict[str, dict]:
+    """Write every format but pt (stored already) into `folder` of the job's artifacts (the attempt's own):
+    {format: {file, bytes, sha256} or {error}}."""
     out = {}
     for name, data in export_all(weights, pt=pt).items():
         if isinstance(data, str):
             out[name] = {"error": data}
             continue
+        file = f"{folder}/{FORMATS[name].file}"
         if name != "pt":
-            artifacts.put(job_id, FORMATS[name].file, data)
-        out[name] = {"file": FORMATS[name].file, "bytes": len(data), "sha256": sha256(data)}
+            artifacts.put(job_id, file, data)
+        out[name] = {"file": file, "bytes": len(data), "sha256": sha256(data)}
     return out

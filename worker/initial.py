@@ -19,7 +19,8 @@ def initial_state(request: dict, layers: list[dict], artifacts: Artifacts | None
     if not init:
         return None
     if "job" in init:
-        blob = _artifact(artifacts, init["job"], FORMATS["pt"].file, f"the model of job {init['job']}")
+        # Older requests pinned only the checksum, when every model was stored under the fixed name.
+        blob = _artifact(artifacts, init["job"], init.get("file", FORMATS["pt"].file), f"the model of job {init['job']}")
         if init.get("sha256") not in (None, sha256(blob)):
             raise ValueError(f"the model of job {init['job']} has changed since this job was submitted")
         return _fitting(torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)["state_dict"], layers,

@@ -13,12 +13,14 @@ import redis
 import torch
 
 from service.config import Config
-from service.spec.datasets import DatasetError
+from service.errors import public_message
 from service.lifecycle import Attempt, not_started
-from service.store.jobs import JobStore
 from service.logs import job_context
+from service.spec.datasets import DatasetError
 from service.spec.netspec import analyze
+from service.spec.model_formats import FORMATS
 from service.storage import Artifacts, sha256
+from service.store.jobs import JobStore
 from worker.exports import store_exports
 from worker.initial import initial_state
 from worker.timeline import Timeline
@@ -32,8 +34,8 @@ from worker.trainer import (
 )
 
 log = logging.getLogger("convtrain.worker")
-MODEL_FILE = "model.pt"
 PREDICTIONS_FILE = "predictions.json"
+ATTEMPTS = "attempts"  # attempts/<token>/: an attempt's final files, the job's once a fenced finish points at them
 PREDICTIONS = 100  # test images shown with their top-3 guesses
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError)
 
@@ -72,6 +74,7 @@ class WorkerContext:
     device: str = "auto"
     draining: threading.Event = field(default_factory=threading.Event)
     rates: dict = field(default_factory=dict)  # examples/s of each job training here, for /metrics
+    checkpoint_failures: int = 0  # checkpoint writes that failed since the worker started, for /metrics
 
 
 class Heartbeat(threading.Thread):
@@ -151,27 +154,37 @@ def _train(ctx: WorkerContext, job_id: str, token: str, number: int, beat: Heart
         return _fail(attempt, timeline, "invalid_request", str(exc))
     except Exception as exc:
         log.exception("job %s failed", job_id, extra={"job_id": job_id})
-        return _fail(attempt, timeline, "internal", f"{type(exc).__name__}: {exc}")
+        return _fail(attempt, timeline, "internal", public_message(exc))  # the log above keeps the detail
 
 
 
 def _succeed(ctx: WorkerContext, attempt: Attempt, training: Training, result: dict) -> str:
-    """Store the model, its exports and test predictions; then the job has succeeded."""
-    store, job_id = ctx.store, attempt.job_id
+    """Store the model, its exports and test predictions under this attempt's own names; the fenced finish
+    then makes them the job's. A worker that lost its lease writes files no record points to."""
+    job_id = attempt.job_id
+    folder = f"{ATTEMPTS}/{attempt.token}"
     weights = training.weights()
     blob = save_state(weights)
-    ctx.artifacts.put(job_id, MODEL_FILE, blob)
-    ctx.artifacts.put(job_id, PREDICTIONS_FILE, json.dumps(
+    ctx.artifacts.put(job_id, f"{folder}/{FORMATS['pt'].file}", blob)
+    predictions = f"{folder}/{PREDICTIONS_FILE}"
+    ctx.artifacts.put(job_id, predictions, json.dumps(
         {"test_acc": result["test_acc"], "predictions": training.predictions(PREDICTIONS)}).encode())
-    model = {"file": MODEL_FILE, "format": "pt", "bytes": len(blob), "sha256": sha256(blob)}
-    model["exports"] = store_exports(ctx.artifacts, job_id, weights, blob)  # every format (worker/exports.py)
-    checkpoint = quietly(store.checkpoint_name, job_id)
-    if patiently(attempt.succeed, training.examples, result, model):
+    model = {"file": f"{folder}/{FORMATS['pt'].file}", "format": "pt", "bytes": len(blob), "sha256": sha256(blob)}
+    model["exports"] = store_exports(ctx.artifacts, job_id, weights, blob, folder)  # every format (worker/exports.py)
+    if patiently(attempt.succeed, training.examples, result, model, predictions):
         log.info("job %s succeeded: test_acc %.4f", job_id, result["test_acc"], extra={"job_id": job_id})
-        if checkpoint:
-            ctx.artifacts.remove(job_id, checkpoint)  # nothing will resume a finished job
+        _collect(ctx, job_id, keep=folder)
         return "succeeded"
+    ctx.artifacts.remove_any(job_id, folder)  # fenced out: no record points to them
     return "lost"
+
+
+def _collect(ctx: WorkerContext, job_id: str, keep: str) -> None:
+    """Remove what no reader needs once the job has succeeded: every checkpoint (nothing resumes a finished
+    job) and the files of attempts that lost their lease."""
+    for name in ctx.artifacts.names(job_id):
+        if name.startswith("checkpoint-") or (name.startswith(f"{ATTEMPTS}/") and name != keep):
+            ctx.artifacts.remove_any(job_id, name)
 
 
 def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, timeline: Timeline) -> Hooks:
@@ -225,9 +238,16 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, timelin
 
 
 def _checkpoint(ctx: WorkerContext, job_id: str, token: str, state: dict, timeline: Timeline) -> None:
-    """Write an attempt-scoped checkpoint, then point the record at it (fenced)."""
-    name = f"checkpoint-{token}.pt"
-    ctx.artifacts.put(job_id, name, save_state(state))
+    """Write a checkpoint under a name of its own, then point the record at it (fenced). A write that fails
+    is logged and counted, and the next checkpoint tries again: the job goes on."""
+    name = f"checkpoint-{token}-{secrets.token_hex(4)}.pt"  # never a name that a record points to
+    try:
+        ctx.artifacts.put(job_id, name, save_state(state))
+    except Exception as exc:
+        ctx.checkpoint_failures += 1
+        log.warning("job %s: checkpoint at %d examples not written, retried at the next one: %s: %s", job_id,
+                    state["examples"], type(exc).__name__, exc, extra={"job_id": job_id})
+        return
     previous = quietly(ctx.store.checkpoint_name, job_id)
     landed = quietly(ctx.store.update, job_id, token, checkpoint=name, checkpoint_examples=state["examples"])
     if landed:

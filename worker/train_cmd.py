@@ -18,9 +18,9 @@ from typing import TextIO
 from service.config import Config
 from service.spec.datasets import DatasetError
 from service.spec.netspec import InvalidSpec
+from service.spec.request_body import read_body
 from service.spec.schemas import load_job_request
 from service.text import bar, duration, examples_count, metric_words, number
-from service.spec.request_body import read_body
 
 RESULT_KEYS = ("examples_seen", "train_acc", "val_acc", "test_acc", "class_loss", "l2_loss",
                "examples_per_second", "seconds")

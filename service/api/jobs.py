@@ -20,27 +20,25 @@ from service.spec import initial_weights
 from service.spec.schemas import load_job_request, load_trainer_patch
 from service.spec.series import downsample
 from service.store import quotas
+from service.store.jobs import NewJob
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
 
-def check_quota(jobs: list[tuple[dict, int]], context: str = "") -> None:
-    """429 if the caller's quotas do not allow these jobs (each a request and its parameter count)."""
+def store_jobs(jobs: list[NewJob], sizes: list[tuple[dict, int]], context: str = "") -> str:
+    """Store queued jobs owned by the caller, within the caller's quotas (429 otherwise), in one step; each
+    of `sizes` is a job's request and parameter count. Returns `created`, or `exists` for a retried
+    idempotent submit whose job another request has just stored (that request publishes it)."""
     s, who = services(), principal()
-    if who.admin:
-        return
+    quota = None if who.admin else quotas.limits(s.config, who.quotas)
     try:
-        quotas.check(s.store.r, who.name, quotas.limits(s.config, who.quotas), jobs)
+        if quota is None:
+            return s.store.create_many(jobs, owner=who.name)
+        quotas.check_sizes(quota, sizes)
+        return s.store.create_many(jobs, owner=who.name, active_limit=quota["active_jobs"],
+                                   submits_limit=quota["submits_per_minute"])
     except OverQuota as over:
         raise OverQuota(over.limit, over.message + context, over.retry_after) from None
-
-
-def create(job_request: dict, summary: dict, job_id: str) -> dict:
-    """Store a queued job owned by the caller (its task is published separately)."""
-    s, who = services(), principal()
-    job = s.store.create(job_request, summary, queue=queue_for(job_request["device"]), job_id=job_id, owner=who.name)
-    quotas.track(s.store.r, who.name, job_id)
-    return job
 
 
 def _visible_or_none(job_id: str) -> dict | None:
@@ -74,15 +72,19 @@ def submit():
                 return visible_job(old_id), 200, {"Location": url_for("jobs.read", job_id=old_id)}
             job_id = old_id  # the first submit with this key did not complete: complete it under its id
     try:
-        check_quota([(job_request, network.params)])  # after the idempotency check: a replay is not a new submit
         initial_weights.store_snapshot(job_request, s.artifacts, job_id)  # a snapshot in init: kept as an artifact
-        job = create(job_request, network.as_dict(), job_id)
+        new = NewJob(job_id, job_request, network.as_dict(), queue_for(job_request["device"]))
+        # After the idempotency check: a replay is not a new submit.
+        outcome = store_jobs([new], [(job_request, network.params)])
     except Exception:
         if claimed and not s.store.exists(job_id):
             s.store.release_idempotency(claimed)  # a refused submit does not use up its key
         raise
-    s.control.publish(job["id"], job["device"])
-    return job, 202, {"Location": url_for("jobs.read", job_id=job["id"])}
+    location = {"Location": url_for("jobs.read", job_id=job_id)}
+    if outcome == "exists":  # a parallel submit with this key stored it first, and publishes it
+        return visible_job(job_id), 200, location
+    s.control.publish(job_id, new.request["device"])
+    return visible_job(job_id), 202, location
 
 
 @bp.get("")

@@ -12,7 +12,6 @@ from service.errors import Conflict, NotFound
 
 bp = Blueprint("layers", __name__, url_prefix="/v1/jobs")
 PICTURES = ("activations", "gradients", "filters")
-PREDICTIONS_FILE = "predictions.json"
 
 
 def _snapshot(job_id: str) -> tuple[int, dict]:
@@ -63,7 +62,7 @@ def predictions(job_id: str):
     if job["status"] != "succeeded":
         raise Conflict(f"the job is {job['status']}; test predictions come when it has succeeded")
     try:
-        saved = json.loads(services().artifacts.get(job_id, PREDICTIONS_FILE))
+        saved = json.loads(services().artifacts.get(job_id, services().store.predictions_file(job_id)))
     except FileNotFoundError:
         raise NotFound("the predictions are missing from the artifact store") from None
     return {"test_acc": saved["test_acc"], "predictions": saved["predictions"][:limit]}

@@ -223,6 +223,11 @@ def render(services) -> str:
                "Training throughput each alive worker last reported (0 when idle or not reported).")
     for name in sorted(workers):
         out.sample("convtrain_worker_examples_per_second", _rate(workers[name]), {"worker": name})
+    out.family("convtrain_worker_checkpoint_failures_total", "counter",
+               "Checkpoint writes that failed on each alive worker since it started (each is retried at the next).")
+    for name in sorted(workers):
+        out.sample("convtrain_worker_checkpoint_failures_total", _count(workers[name].get("checkpoint_failures")),
+                   {"worker": name})
     out.family("convtrain_http_request_duration_seconds", "histogram",
                "API request latency by method, route and status class, from all API processes.")
     for labels, buckets, seconds, count in series:
@@ -234,6 +239,10 @@ def render(services) -> str:
     for labels, _, _, count in series:
         out.sample("convtrain_http_requests_total", count, labels)
     return out.text()
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _rate(info: dict) -> float:

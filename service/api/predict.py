@@ -8,7 +8,14 @@ from flask import Blueprint, request
 
 from service.api.body import json_body
 from service.api.lookup import services, visible_job
-from service.errors import BadRequest, Conflict, ConvtrainError, FieldError, Invalid, UnsupportedMediaType
+from service.errors import (
+    BadRequest,
+    Conflict,
+    ConvtrainError,
+    FieldError,
+    Invalid,
+    UnsupportedMediaType,
+)
 from service.store.predictions import ask
 
 bp = Blueprint("predict", __name__, url_prefix="/v1/jobs")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from service.api.body import json_body
-from service.errors import FieldError, Invalid, Unauthorized
 from service.auth import LOCAL, Principal, TokenFile
+from service.errors import FieldError, Invalid, Unauthorized
 
 bp = Blueprint("security", __name__, url_prefix="/v1")
 COOKIE = "convtrain_token"

@@ -9,15 +9,17 @@ from flask import Blueprint, Response, url_for
 from service import report
 from service.api import sweep_views
 from service.api.body import json_body
-from service.api.jobs import check_quota, create
+from service.api.jobs import store_jobs
 from service.api.lookup import services, visible_sweep
 from service.api.params import choice_arg, cursor_arg, int_arg
 from service.api.security import principal
+from service.celery_app import queue_for
 from service.errors import Conflict
 from service.ids import new_id
 from service.lifecycle import TERMINAL, sweep_status
 from service.spec import sweep as sweep_spec
 from service.spec.netspec import InvalidSpec
+from service.store.jobs import NewJob
 from service.store.record import now
 from service.store.sweeps import SweepRecord
 
@@ -44,20 +46,19 @@ def submit():
     order = [(i, repeat) for repeat in range(spec.repeats) for i in range(len(planned))]
     requests = {(i, r): planned[i].job_request(r, spec.name, spec.repeats) for i, r in order}
     ids = {key: new_id() for key in order}
-    check_quota([(requests[i, r], planned[i].params) for i, r in order], f" (this sweep is {len(order)} jobs)")
     who = principal()
     record = SweepRecord(
         id=new_id(), name=spec.name, owner=who.name, created_at=now(), repeats=spec.repeats, seed=spec.seed,
         variants=[{"name": p.variant.name, "patch": p.variant.patch, "grid": p.variant.grid,
                    "jobs": [ids[i, r] for r in range(spec.repeats)]} for i, p in enumerate(planned)],
         body=body)
+    jobs = [NewJob(ids[i, r], requests[i, r], planned[i].summary, queue_for(requests[i, r]["device"])) for i, r in order]
+    # Every job in one step, within the quotas; the sweep's record only once its jobs exist.
+    store_jobs(jobs, [(requests[i, r], planned[i].params) for i, r in order], f" (this sweep is {len(order)} jobs)")
     s.sweeps.create(record)
-    created = []
-    for i, r in order:
-        created.append(create(requests[i, r], planned[i].summary, ids[i, r]))
     # Published only once every record exists: a failed publish is retried by the reaper like any other.
-    for job in created:
-        s.control.publish(job["id"], job["device"])
+    for job in jobs:
+        s.control.publish(job.id, job.request["device"])
     return _view(record), 202, {"Location": url_for("sweeps.read", sweep_id=record.id)}
 
 

@@ -20,8 +20,8 @@ import requests
 
 from service.config import Config
 from service.spec.netspec import InvalidSpec
-from service.text import bar, duration, examples_count, metric_words, number
 from service.spec.request_body import read_body
+from service.text import bar, duration, examples_count, metric_words, number
 
 TIMEOUT = 30  # seconds for one HTTP request
 POLL_SECONDS = 0.25  # watch on a terminal: about 4 polls a second

@@ -12,10 +12,9 @@ import json
 import re
 from typing import Any, Callable
 
-from service.spec import convnetjs_snapshot
-from service.spec import netspec
 from service.config import Config
 from service.ids import ID
+from service.spec import convnetjs_snapshot, netspec
 from service.spec.netspec import InvalidSpec, SpecError
 from service.storage import Artifacts, sha256
 
@@ -71,7 +70,8 @@ def load_request(body: Any, config: Config, lookup: Callable[[str], dict | None]
         errors += [difference] if difference else []
     if errors:
         raise InvalidSpec(errors)
-    request["init"] = {"job": ref["id"], "sha256": ref["model"]["sha256"]}
+    # The file and its checksum are pinned: the source job's model cannot change under this job.
+    request["init"] = {"job": ref["id"], "sha256": ref["model"]["sha256"], "file": ref["model"]["file"]}
     return request, network
 
 

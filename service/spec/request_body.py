@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from service.spec import netspec
-from service.spec import schemas, strict_json
 from service.config import Config
+from service.spec import netspec, schemas, strict_json
 from service.spec.netspec import InvalidSpec, SpecError
 
 # Validating a network says nothing about how long to train it, so a request

@@ -20,11 +20,8 @@ from marshmallow import (
     validates_schema,
 )
 
-from service.spec import datasets
-from service.spec import initial_weights
-from service.spec import jsparse
-from service.spec import netspec
 from service.config import Config
+from service.spec import datasets, initial_weights, jsparse, netspec
 from service.spec.netspec import InvalidSpec, SpecError
 
 METHODS = ("sgd", "adam", "adagrad", "adadelta", "windowgrad", "nesterov")

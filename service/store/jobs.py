@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 import redis
 
-from service.errors import NotFound
+from service.errors import NotFound, OverQuota
 from service.ids import new_id
 from service.lifecycle import QUEUED, TERMINAL
 from service.store import keys, scripts
 from service.store.listing import newest_first
 from service.store.record import encode, now, present
-
 
 MAXLEN = 100_000  # entries a job's stream keeps (approximately: Redis trims whole nodes)
 
@@ -42,6 +41,34 @@ class Start:
     outcome: str  # started, busy, finished, paused, cancelled, failed, missing
     token: str | None = None
     attempt: int = 0
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be stored: its id, accepted request, network summary and queue."""
+
+    id: str
+    request: dict
+    summary: dict
+    queue: str
+
+    def record(self, owner: str, created: float) -> dict[str, str]:
+        """The hash a queued job starts with (service/store/record.py lists every field)."""
+        total = self.request["budget"].get("examples")
+        fields = {
+            "id": self.id, "name": self.request.get("name", ""), "status": QUEUED, "owner": owner,
+            "created_at": created, "queue": self.queue, "device": self.request.get("device", "auto"),
+            "request": self.request, "summary": self.summary,
+            "examples_seen": 0, "examples_total": total, "starts": 0, "preemptions": 0, "seq": 0,
+        }
+        return {k: encode(v) for k, v in fields.items()}
+
+
+def _over_quota(limit: str, count: int, asked: int, active_limit, submits_limit) -> OverQuota:
+    if limit == "active_jobs":
+        return OverQuota(limit, f"you have {count} jobs queued, running or paused; your quota is {active_limit}: "
+                                "wait for some to finish or cancel them", 30)
+    return OverQuota(limit, f"more than {submits_limit} submits in a minute", 60 - int(time.time() % 60))
 
 
 def _fields(args: list, fields: dict) -> list:
@@ -71,25 +98,28 @@ class JobStore:
 
     def create(self, request: dict, summary: dict, *, queue: str, owner: str = "",
                job_id: str | None = None) -> dict:
-        """Store a new queued job; the caller publishes its task afterwards."""
+        """Store one new queued job with no quota (the caller publishes its task afterwards)."""
         job_id = job_id or new_id()
-        created = now()
-        total = request["budget"].get("examples")
-        record = {
-            "id": job_id, "name": request.get("name", ""), "status": QUEUED, "owner": owner,
-            "created_at": created, "queue": queue, "device": request.get("device", "auto"),
-            "request": json.dumps(request), "summary": json.dumps(summary),
-            "examples_seen": 0, "examples_total": total if total is not None else "",
-            "starts": 0, "preemptions": 0, "seq": 0,
-        }
-        pipe = self.r.pipeline()
-        pipe.hset(keys.job(job_id), mapping=record)
-        # Unrounded, so that jobs created in one millisecond (a sweep) keep distinct cursor scores.
-        score = time.time()
-        pipe.zadd(keys.JOBS, {job_id: score})
-        pipe.zadd(keys.owned(owner), {job_id: score})  # a tenant's listing reads only its own jobs
-        pipe.execute()
+        self.create_many([NewJob(job_id, request, summary, queue)], owner=owner)
         return self.get(job_id)
+
+    def create_many(self, jobs: list["NewJob"], *, owner: str, active_limit: int | None = None,
+                    submits_limit: int | None = None) -> str:
+        """Store new queued jobs in one step, checking the owner's active-jobs and submits-per-minute quotas
+        in the same step (None: no limit). Returns `created`, or `exists` when a job's id is taken already
+        (a retried idempotent submit: nothing is written and nothing must be published); raises OverQuota."""
+        created, score = now(), time.time()
+        keys_ = [keys.active(owner), keys.submits(owner, int(score // 60)), keys.JOBS, keys.owned(owner)]
+        args = [created, "" if active_limit is None else active_limit, "" if submits_limit is None else submits_limit,
+                keys.job(""), len(jobs)]
+        for i, job in enumerate(jobs):
+            keys_.append(keys.job(job.id))
+            # Unrounded and distinct, so that jobs created in one millisecond (a sweep) keep their cursor order.
+            args += [job.id, repr(score + i * 1e-6), json.dumps(job.record(owner, created))]
+        outcome = self._scripts["create"](keys=keys_, args=args)
+        if outcome[0] in ("created", "exists"):
+            return outcome[0]
+        raise _over_quota(outcome[0], int(outcome[1]), len(jobs), active_limit, submits_limit)
 
     def exists(self, job_id: str) -> bool:
         return bool(self.r.exists(keys.job(job_id)))
@@ -125,6 +155,10 @@ class JobStore:
 
     def examples_seen(self, job_id: str) -> int:
         return int(float(self.r.hget(keys.job(job_id), "examples_seen") or 0))
+
+    def predictions_file(self, job_id: str) -> str:
+        """The artifact holding a succeeded job's test predictions (older records: the fixed name)."""
+        return self.r.hget(keys.job(job_id), "predictions") or "predictions.json"
 
     def model_info(self, job_id: str) -> dict | None:
         """The trained model's record (file, format, bytes, sha256, exports), None before the job succeeded."""

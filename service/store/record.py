@@ -2,7 +2,8 @@
 
 Fields: id, name, status, owner, created_at, started_at, finished_at, queue, device, request (JSON, the
 accepted request), summary (JSON, the desugared network), examples_seen, examples_total, metrics (JSON,
-the last point), result, error and model (JSON), starts, preemptions, seq (the last stream entry),
+the last point), result, error and model (JSON: the model's files, which are the succeeding attempt's),
+predictions (the test predictions' artifact), starts, preemptions, seq (the last stream entry),
 token and worker (the attempt holding the lease), heartbeat_at, requeued_at, checkpoint and
 checkpoint_examples, cancel_requested, pause_requested, trainer_patch (JSON, changes not yet applied).
 """

@@ -9,6 +9,41 @@ from __future__ import annotations
 
 from service.lifecycle import lua_constants
 
+# create(active, submits, jobs, owned, job hash x n) args: now, active_limit, submits_limit ('' for no limit),
+# job key prefix, n, then per job: id, score, record (JSON object of the hash's fields).
+# Quota checks and job creation in one step, so parallel submits cannot overshoot a quota; a job whose hash
+# exists already (a retried idempotent submit) is not created again and the caller does not publish it.
+_CREATE = """
+local n = tonumber(ARGV[5])
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[4 + i]) == 1 then return {'exists', ARGV[6 + (i - 1) * 3]} end
+end
+if ARGV[2] ~= '' then
+  local active = 0
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local status = redis.call('HGET', ARGV[4] .. id, 'status')
+    if status and not TERMINAL[status] then active = active + 1 else redis.call('SREM', KEYS[1], id) end
+  end
+  if active + n > tonumber(ARGV[2]) then return {'active_jobs', tostring(active)} end
+end
+if ARGV[3] ~= '' then
+  local submitted = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if submitted + n > tonumber(ARGV[3]) then return {'submits_per_minute', tostring(submitted)} end
+  redis.call('INCRBY', KEYS[2], n)
+  redis.call('EXPIRE', KEYS[2], 120)
+end
+for i = 1, n do
+  local base = 6 + (i - 1) * 3
+  local id, score, record = ARGV[base], ARGV[base + 1], cjson.decode(ARGV[base + 2])
+  for field, value in pairs(record) do redis.call('HSET', KEYS[4 + i], field, tostring(value)) end
+  redis.call('ZADD', KEYS[3], score, id)
+  redis.call('ZADD', KEYS[4], score, id)
+  redis.call('SADD', KEYS[1], id)
+end
+return {'created'}
+"""
+
+
 # start(job, lease, running) args: token, worker, lease_ms, now, max_attempts, id
 _START = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -181,6 +216,7 @@ return out
 
 
 SOURCES = {
+    "create": _CREATE,
     "start": _START,
     "heartbeat": _HEARTBEAT,
     "update": _UPDATE,

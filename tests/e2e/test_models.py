@@ -212,7 +212,8 @@ def test_a_job_starts_from_another_jobs_weights(client, trained):
     r = client.post("/v1/jobs", json={"init": {"job": job["id"]}, "budget": {"examples": 0}})
     assert r.status_code == 202, r.get_json()
     assert r.get_json()["request"]["network"] == NETWORK
-    assert r.get_json()["request"]["init"] == {"job": job["id"], "sha256": job["model"]["sha256"]}
+    assert r.get_json()["request"]["init"] == {"job": job["id"], "sha256": job["model"]["sha256"],
+                                               "file": job["model"]["file"]}  # pinned: the model cannot change
     again = wait_status(client, r.get_json()["id"], ("succeeded", "failed"))
     assert again["status"] == "succeeded", again["error"]
     copied = torch.load(io.BytesIO(client.get(f"/v1/jobs/{again['id']}/model").data), weights_only=True)

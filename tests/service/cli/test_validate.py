@@ -7,10 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.spec import netspec
 from service.cli import validate as validate_cmd
-from service.spec import request_body
 from service.config import Config
+from service.spec import netspec, request_body
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 JSON_EXAMPLES = sorted(p.name for p in EXAMPLES.glob("net*.json"))

@@ -6,9 +6,8 @@ import copy
 
 import pytest
 
-from service.spec import convnetjs_snapshot
-from service.spec import initial_weights
 from service.config import Config
+from service.spec import convnetjs_snapshot, initial_weights
 from service.spec.netspec import InvalidSpec, analyze
 from service.spec.schemas import load_job_request
 from tests import openapi_check
@@ -119,7 +118,7 @@ def test_a_zero_budget_needs_init():
 
 def _job(job_id="0123abcd", status="succeeded", network=NET1) -> dict:
     return {"id": job_id, "status": status, "request": {"network": network},
-            "network": analyze(network).as_dict(), "model": {"sha256": "a" * 64}}
+            "network": analyze(network).as_dict(), "model": {"sha256": "a" * 64, "file": "attempts/t1/model.pt"}}
 
 
 def _load(body, jobs):
@@ -129,7 +128,7 @@ def _load(body, jobs):
 def test_init_job_takes_the_network_of_a_succeeded_job():
     jobs = {"0123abcd": _job()}
     request, network = _load({"init": {"job": "0123abcd"}, "budget": {"examples": 0}}, jobs)
-    assert request["network"] == NET1 and request["init"] == {"job": "0123abcd", "sha256": "a" * 64}
+    assert request["network"] == NET1 and request["init"] == {"job": "0123abcd", "sha256": "a" * 64, "file": "attempts/t1/model.pt"}
     request, _ = _load({"network": NET1, "init": {"job": "0123abcd"}, "budget": {"examples": 10}}, jobs)
     assert request["init"]["job"] == "0123abcd"
 

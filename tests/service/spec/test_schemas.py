@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from service.spec import schemas
 from service.config import Config
+from service.spec import schemas
 from service.spec.netspec import InvalidSpec, Limits
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
