@@ -45,6 +45,13 @@ class Config:
     snapshot_seconds: float = 5.0  # layer pictures of the probe image
     max_attempts: int = 3
     metrics_interval_seconds: float = 1.0  # metric points wait at most this long to be written, in one batch
+    # Sweeps (POST /v1/sweeps): counted before anything is expanded or validated (service/spec/sweep.py).
+    sweep_max_grid_paths: int = 20
+    sweep_max_grid_values: int = 100  # values at one grid path
+    sweep_max_variants: int = 100  # listed variants
+    sweep_max_repeats: int = 100
+    sweep_max_jobs: int = 500  # variants x grid combinations x repeats
+    sweep_max_check_bytes: int = 1 << 20  # JSON of the distinct job requests that planning validates, added up
 
     @property
     def data_path(self) -> Path:

@@ -36,7 +36,7 @@ def submit():
     s = services()
     body = json_body()
     try:
-        spec = sweep_spec.parse(body)
+        spec = sweep_spec.parse(body, s.config)
     except InvalidSpec as exc:
         raise InvalidSpec(exc.errors, title="Invalid sweep",
                           detail=f"{len(exc.errors)} problem(s) found; nothing was queued") from None

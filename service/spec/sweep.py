@@ -7,13 +7,20 @@ combination of the ``grid`` set at dotted paths (``trainer.batch_size``, ``netwo
 With both, every variant is crossed with every combination; with neither, the base is the one variant.
 Every repeat of a variant is its own job; repeat r trains with seed ``seed + r``, and the seeds are the
 same for every variant, so that variants differ only in what their patch changes.
+
+A sweep is bounded before it is built (Config's sweep_max_*: CONVTRAIN_SWEEP_MAX_GRID_PATHS, _GRID_VALUES,
+_VARIANTS, _REPEATS, _JOBS and _CHECK_BYTES): the counts are compared first, the jobs they multiply to
+and the bytes of JSON the distinct job requests add up to are worked out from the counts and sizes
+alone, and only then are the requests made, each sharing the base's untouched parts, and validated,
+each distinct request once. Planning is linear in the size of the sweep request.
 """
 
 from __future__ import annotations
 
-import copy
+import itertools
+import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.config import Config
@@ -21,12 +28,18 @@ from service.errors import Invalid
 from service.spec import netspec
 from service.spec.netspec import InvalidSpec, SpecError
 from service.spec.patch import merge_patch
-from service.spec.paths import PathError, expand_grid, grid_label, parse_path, set_path
+from service.spec.paths import PathError, label_keys, parse_path, set_paths, value_text
 from service.spec.schemas import load_job_request
 
-MAX_VARIANTS = 100  # listed variants, and values per grid path
-MAX_JOBS = 500  # variants x grid combinations x repeats
-MAX_REPEATS = 100
+# The limits are Config fields (CONVTRAIN_SWEEP_MAX_*); these are their defaults, for those who import them.
+MAX_VARIANTS = Config.sweep_max_variants  # listed variants
+MAX_GRID_VALUES = Config.sweep_max_grid_values  # values at one grid path
+MAX_GRID_PATHS = Config.sweep_max_grid_paths
+MAX_JOBS = Config.sweep_max_jobs  # variants x grid combinations x repeats
+MAX_REPEATS = Config.sweep_max_repeats
+MAX_CHECK_BYTES = Config.sweep_max_check_bytes
+MAX_LABEL_VALUE = 60  # characters of a grid value in a row's name; a longer one is shown by its position
+MAX_ERRORS = 100  # problems reported for a sweep's variants; checking stops there
 MAX_NAME = 100  # a variant's name; the sweep's name may be as long as a job's (200)
 SEED_LIMIT = 2**63  # a job's seed is below this
 FIELDS = ("name", "base", "variants", "grid", "repeats")
@@ -40,6 +53,9 @@ class Variant:
     request: dict
     patch: dict | None = None
     grid: dict | None = None
+    # What the request is made of (the patch's JSON, the grid values' positions): the same key, the same
+    # request, validated once. None: plan compares the requests themselves.
+    key: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -61,10 +77,10 @@ class Planned:
     params: int
 
     def job_request(self, repeat: int, sweep_name: str, repeats: int) -> dict:
-        request = copy.deepcopy(self.request)
-        request["seed"] = (request["seed"] + repeat) % SEED_LIMIT
-        request["name"] = job_name(sweep_name, self.variant.name, repeat, repeats)
-        return request
+        """The request of one repeat: a new top-level object; its sections are the planned request's own,
+        shared by every repeat (and by identical variants), so it is to be stored, not changed."""
+        return {**self.request, "seed": (self.request["seed"] + repeat) % SEED_LIMIT,
+                "name": job_name(sweep_name, self.variant.name, repeat, repeats)}
 
 
 def job_name(sweep_name: str, variant: str, repeat: int, repeats: int) -> str:
@@ -98,8 +114,13 @@ def _text(value: Any, path: str, limit: int, errors: list[SpecError], required: 
 JOB_FIELDS = ("network", "convnetjs", "trainer", "data", "budget", "seed", "device")
 
 
-def parse(body: Any) -> SweepSpec:
-    """Check a sweep request's own structure and expand its variants; raise InvalidSpec (paths into the body)."""
+def parse(body: Any, config: Config | None = None) -> SweepSpec:
+    """Check a sweep request's own structure and expand its variants; raise InvalidSpec (paths into the body).
+
+    The limits of `config` (default: Config()'s) are checked first, on counts alone: how many variants,
+    grid paths and values at each path, the jobs they multiply to, and the bytes of JSON the distinct job
+    requests would add up to. Only a sweep within all of them is expanded, in time linear in its size."""
+    config = config or Config()
     if not isinstance(body, dict):
         raise InvalidSpec([SpecError("", f"a sweep request must be a JSON object, not {netspec.type_name(body)}")])
     errors: list[SpecError] = []
@@ -122,55 +143,128 @@ def parse(body: Any) -> SweepSpec:
     if isinstance(repeats, bool) or not isinstance(repeats, int):
         errors.append(SpecError("repeats", f"repeats must be a whole number, not {netspec.describe(repeats)}"))
         repeats = 1
-    elif not 1 <= repeats <= MAX_REPEATS:
-        errors.append(SpecError("repeats", f"repeats must be between 1 and {MAX_REPEATS}, got {repeats}"))
+    elif not 1 <= repeats <= config.sweep_max_repeats:
+        errors.append(SpecError("repeats", f"repeats must be between 1 and {config.sweep_max_repeats} (the limit "
+                                           f"of repeats), got {repeats}"))
         repeats = 1
 
-    listed = _variants(body, errors) if "variants" in body else []
-    paths = _grid(body, errors) if "grid" in body else {}
-    grid = body.get("grid") if paths else {}
-    total = max(1, len(listed)) * repeats
+    listed = _variants(body, errors, config) if "variants" in body else []
+    paths = _grid(body, errors, config) if "grid" in body else {}
+    grid: dict[str, list] = body["grid"] if paths else {}
+    combinations = 1
     for values in grid.values():
-        total *= len(values)
-    if total > MAX_JOBS:
-        errors.append(SpecError("", f"this sweep would be {total:,} jobs (variants x grid combinations x repeats); "
-                                    f"the limit is {MAX_JOBS}"))
+        combinations *= len(values)
+    total = max(1, len(listed)) * combinations * repeats
+    if total > config.sweep_max_jobs:
+        shown = f"{total:,}" if total < 10**6 else netspec.sci(total)
+        errors.append(SpecError("", f"this sweep would be {shown} jobs (variants x grid combinations x repeats); "
+                                    f"the limit is {config.sweep_max_jobs} jobs"))
     if errors:
         raise InvalidSpec(errors)
+    patch_texts = [_json(patch) for _, patch in listed]  # each patch once: which are the same, and how big
+    _check_bytes(base, patch_texts, grid, combinations, config)
 
     seed = base.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
         seed = random.SystemRandom().randrange(2**31)  # a bad seed in base is reported by each variant's check
-    expanded: list[Variant] = []
-    for variant_name, patch in listed or [("", None)]:
-        merged = merge_patch(base, patch) if patch is not None else copy.deepcopy(base)
-        for combination in expand_grid(grid):
-            label = ", ".join(p for p in (variant_name, grid_label(combination)) if p) or name or "base"
-            request = merged
-            for path, value in combination.items():
-                try:
-                    request = set_path(request, paths[path], value)
-                except PathError as exc:
-                    raise InvalidSpec([SpecError(f"grid.{path}", f"variant {label!r}: {exc}")]) from None
-            if request.get("seed") is None:  # the same seeds for every variant: they differ only by their change
-                request = {**request, "seed": seed}
-            expanded.append(Variant(label, request, patch, combination or None))
-    names = [v.name for v in expanded]
-    twice = sorted({n for n in names if names.count(n) > 1})
+    expanded = _expand(name, base, listed, patch_texts, grid, paths, seed)
+    seen: dict[str, int] = {}
+    for variant in expanded:
+        seen[variant.name] = seen.get(variant.name, 0) + 1
+    twice = sorted(n for n, count in seen.items() if count > 1)
     if twice:  # a grid that lists a value twice
         raise InvalidSpec([SpecError("grid", f"two variants would both be called {n!r}; every row of the table "
                                              "needs its own name, so list each value once") for n in twice])
     return SweepSpec(name, base, expanded, repeats, seed)
 
 
-def _variants(body: dict, errors: list[SpecError]) -> list[tuple[str, dict]]:
+def _expand(name: str, base: dict, listed: list[tuple[str, dict]], patch_texts: list[str], grid: dict[str, list],
+            paths: dict[str, list[str | int]], seed: int) -> list[Variant]:
+    """Every variant crossed with every combination of the grid. The base is never copied whole: a patch
+    copies the objects it changes, a combination the objects on its paths (once each), and the rest of
+    every request is the base's own, shared, never changed."""
+    order = list(grid)
+    keys = label_keys(order)
+    # Each value's part of a label, worked out once: a combination only joins them. A value too long to
+    # read in a row's name is shown by its position in its list (#2), the first one where it is listed, so
+    # that a value listed twice still makes two rows of one name (refused below).
+    parts = []
+    for path in order:
+        texts = [value_text(value) for value in grid[path]]
+        first: dict[str, int] = {}
+        for i, text in enumerate(texts):
+            first.setdefault(text, i)
+        parts.append([f"{keys[path]}={text if len(text) <= MAX_LABEL_VALUE else f'#{first[text] + 1}'}"
+                      for text in texts])
+    expanded: list[Variant] = []
+    for (variant_name, patch), patch_text in zip(listed, patch_texts) if listed else [(("", None), None)]:
+        merged = merge_patch(base, patch) if patch is not None else base
+        for picks in itertools.product(*(range(len(grid[path])) for path in order)):
+            label = ", ".join(p for p in (variant_name, ", ".join(parts[n][i] for n, i in enumerate(picks))) if p) \
+                or name or "base"
+            chosen = {path: grid[path][i] for path, i in zip(order, picks)}
+            request = merged
+            if chosen:
+                try:
+                    request = set_paths(merged, [(paths[path], value) for path, value in chosen.items()])
+                except PathError as exc:  # exc.index: which of the paths, in the grid's order
+                    raise InvalidSpec([SpecError(f"grid.{order[exc.index]}", f"variant {label!r}: {exc}")]) from None
+            if request.get("seed") is None:  # the same seeds for every variant: they differ only by their change
+                request = {**request, "seed": seed}
+            expanded.append(Variant(label, request, patch, chosen or None, key=(patch_text, picks)))
+    return expanded
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _human(size: int) -> str:
+    if size >= 2**20:
+        return f"{size / 2**20:.1f} MiB"
+    return f"{size / 2**10:.0f} KiB" if size >= 2**10 else f"{size} bytes"
+
+
+def _check_bytes(base: dict, patch_texts: list[str], grid: dict[str, list], combinations: int, config: Config) -> None:
+    """Refuse a sweep whose distinct job requests would add up to more than `sweep_max_check_bytes` of JSON,
+    worked out from the sizes of the base, the patches and the grid's values, before any request is made.
+    Each distinct request is validated once, so this bounds the time that planning takes."""
+    patches = {text: _size(text) for text in patch_texts}  # identical patches make identical requests
+    distinct = max(1, len(patches))
+    base_size = _size(_json(base))
+    base_part = combinations * distinct * base_size
+    patch_part = combinations * sum(patches.values())
+    # Each value at a path is in (combinations / the path's count) combinations, with each distinct patch.
+    grid_part = distinct * sum(combinations // len(values) * sum(_size(_json(v)) for v in values)
+                               for values in grid.values())
+    total = base_part + patch_part + grid_part
+    if total <= config.sweep_max_check_bytes:
+        return
+    if base_part >= max(patch_part, grid_part):
+        path, why = "base", f"the base ({_human(base_size)}) is part of each of them"
+    elif patch_part >= grid_part:
+        path, why = "variants", f"each variant's patch is part of {combinations:,} of them"
+    else:
+        path, why = "grid", "each of the grid's values is part of many of them"
+    raise InvalidSpec([SpecError(path, f"this sweep's {combinations * distinct:,} distinct job requests would add "
+                                       f"up to about {_human(total)} of JSON to check, as {why}; the limit is "
+                                       f"{_human(config.sweep_max_check_bytes)}: make it smaller or the sweep "
+                                       "shorter")])
+
+
+def _variants(body: dict, errors: list[SpecError], config: Config) -> list[tuple[str, dict]]:
     variants = body["variants"]
     if not isinstance(variants, list) or not variants:
         errors.append(SpecError("variants", "variants must be a list of {\"name\", \"patch\"} objects, not "
                                             + ("an empty list" if variants == [] else netspec.describe(variants))))
         return []
-    if len(variants) > MAX_VARIANTS:
-        errors.append(SpecError("variants", f"{len(variants)} variants is more than the limit of {MAX_VARIANTS}"))
+    if len(variants) > config.sweep_max_variants:  # counted before any is read
+        errors.append(SpecError("variants", f"{len(variants):,} variants is more than the limit of "
+                                            f"{config.sweep_max_variants} variants"))
         return []
     listed: list[tuple[str, dict]] = []
     seen: dict[str, int] = {}
@@ -205,13 +299,17 @@ def _variants(body: dict, errors: list[SpecError]) -> list[tuple[str, dict]]:
     return listed
 
 
-def _grid(body: dict, errors: list[SpecError]) -> dict[str, list[str | int]]:
+def _grid(body: dict, errors: list[SpecError], config: Config) -> dict[str, list[str | int]]:
     """The grid's paths, parsed; {} when the grid has errors (added to `errors`)."""
     grid = body["grid"]
     if not isinstance(grid, dict) or not grid:
         errors.append(SpecError("grid", "grid must be an object from paths to lists of values, such as "
                                         "{\"trainer.batch_size\": [10, 20]}, not "
                                         + ("an empty object" if grid == {} else netspec.describe(grid))))
+        return {}
+    if len(grid) > config.sweep_max_grid_paths:  # counted before any path is read
+        errors.append(SpecError("grid", f"{len(grid):,} paths is more than the limit of "
+                                        f"{config.sweep_max_grid_paths} grid paths"))
         return {}
     paths: dict[str, list[str | int]] = {}
     count = len(errors)
@@ -225,8 +323,9 @@ def _grid(body: dict, errors: list[SpecError]) -> dict[str, list[str | int]]:
         if not isinstance(values, list) or not values:
             errors.append(SpecError(where, "each path of a grid takes a list of one or more values, not "
                                            + ("an empty list" if values == [] else netspec.describe(values))))
-        elif len(values) > MAX_VARIANTS:
-            errors.append(SpecError(where, f"{len(values)} values is more than the limit of {MAX_VARIANTS}"))
+        elif len(values) > config.sweep_max_grid_values:
+            errors.append(SpecError(where, f"{len(values):,} values is more than the limit of "
+                                           f"{config.sweep_max_grid_values} values at one grid path"))
     return paths if len(errors) == count else {}
 
 
@@ -235,30 +334,57 @@ class InvalidSweep(Invalid):
 
     title = "Invalid sweep"
 
-    def __init__(self, errors: list[dict], names: list[str]):
+    def __init__(self, errors: list[dict], names: list[str], unchecked: int = 0):
         shown = ", ".join(repr(name) for name in names)
         which = f"variant {shown} is" if len(names) == 1 else f"variants {shown} are"
-        super().__init__(f"{which} not a valid job request; nothing was queued", errors=errors, variants=names)
+        detail = f"{which} not a valid job request; nothing was queued"
+        if unchecked:
+            detail += (f" (checking stopped at {MAX_ERRORS} problems: {unchecked} more variant"
+                       f"{'s were' if unchecked > 1 else ' was'} not checked)")
+        super().__init__(detail, errors=errors, variants=names)
         self.names = names
+        self.unchecked = unchecked
 
 
 def plan(spec: SweepSpec, config: Config) -> list[Planned]:
-    """Validate every variant's request as POST /v1/jobs would; raise InvalidSweep naming every bad variant."""
-    planned, errors, bad = [], [], []
+    """Validate every variant's request as POST /v1/jobs would; raise InvalidSweep naming every bad variant.
+
+    Variants made of the same patch and grid values (the same patch under two names), whose requests are
+    the same but for their names, share one validation. Once MAX_ERRORS problems are found the sweep is
+    refused without checking the variants left: its answer stays small however many are bad."""
+    planned: list[Planned] = []
+    errors: list[dict] = []
+    bad: list[str] = []
+    checked: dict[Any, Any] = {}  # a variant's key -> (accepted, summary, params) or InvalidSpec
+    unchecked = 0
     for variant in spec.variants:
-        request = {**variant.request, "name": job_name(spec.name, variant.name, 0, spec.repeats)}
-        try:
-            if "init" in request:
-                # Starting weights need the owner checks of POST /v1/jobs (service/spec/initial_weights.py).
-                raise InvalidSpec([SpecError("init", "a sweep cannot start from given weights; submit such jobs "
-                                                     "one by one with POST /v1/jobs")])
-            accepted, network = load_job_request(request, config)
-        except InvalidSpec as exc:
+        if len(errors) >= MAX_ERRORS:
+            unchecked += 1
+            continue
+        name = job_name(spec.name, variant.name, 0, spec.repeats)
+        if "init" in variant.request:
+            # Starting weights need the owner checks of POST /v1/jobs (service/spec/initial_weights.py).
+            outcome: Any = InvalidSpec([SpecError("init", "a sweep cannot start from given weights; submit such "
+                                                          "jobs one by one with POST /v1/jobs")])
+        else:
+            # The name is the sweep's own (at most 200 characters of text: always valid), so it is left out.
+            key = variant.key if variant.key is not None else \
+                _json({k: v for k, v in variant.request.items() if k != "name"})
+            outcome = checked.get(key)
+            if outcome is None:
+                try:
+                    accepted, network = load_job_request({**variant.request, "name": name}, config)
+                    outcome = (accepted, network.as_dict(), network.params)
+                except InvalidSpec as exc:
+                    outcome = exc
+                checked[key] = outcome
+        if isinstance(outcome, InvalidSpec):
             bad.append(variant.name)
             errors += [{**e.as_dict(), "message": f"variant {variant.name!r}: {e.message}", "variant": variant.name}
-                       for e in exc.errors]
+                       for e in outcome.errors[:MAX_ERRORS - len(errors)]]
             continue
-        planned.append(Planned(variant, accepted, network.as_dict(), network.params))
+        accepted, summary, params = outcome
+        planned.append(Planned(variant, {**accepted, "name": name}, summary, params))
     if bad:
-        raise InvalidSweep(errors, bad)
+        raise InvalidSweep(errors, bad, unchecked)
     return planned
