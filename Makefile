@@ -30,6 +30,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/api_latency.py
 	$(BIN)/python bench/predict_latency.py
+	$(BIN)/python bench/recovery.py
+	$(BIN)/python bench/jsparse_speed.py
+	$(BIN)/python bench/sweep_planning.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
