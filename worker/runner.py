@@ -204,7 +204,7 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, timelin
         timeline.event({"event": event.pop("type"), **event})
 
     def on_checkpoint(state: dict) -> None:
-        _checkpoint(ctx, job_id, token, state, timeline)
+        write_checkpoint(ctx, job_id, token, state, timeline)
 
     def on_snapshot(snapshot, examples: int) -> None:
         number = quietly(store.add_snapshot, job_id, token, snapshot.stats, examples)
@@ -237,7 +237,7 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, timelin
                  snapshot_seconds=cfg.snapshot_seconds)
 
 
-def _checkpoint(ctx: WorkerContext, job_id: str, token: str, state: dict, timeline: Timeline) -> None:
+def write_checkpoint(ctx: WorkerContext, job_id: str, token: str, state: dict, timeline: Timeline) -> None:
     """Write a checkpoint under a name of its own, then point the record at it (fenced). A write that fails
     is logged and counted, and the next checkpoint tries again: the job goes on."""
     name = f"checkpoint-{token}-{secrets.token_hex(4)}.pt"  # never a name that a record points to
@@ -266,7 +266,7 @@ def _interrupted(ctx: WorkerContext, attempt: Attempt, stop: Interrupted, timeli
     if stop.reason == "cancel":
         patiently(attempt.cancelled, stop.examples)
         return "cancelled"
-    _checkpoint(ctx, job_id, attempt.token, stop.state, timeline)
+    write_checkpoint(ctx, job_id, attempt.token, stop.state, timeline)
     if stop.reason == "pause":
         return patiently(attempt.pause, stop.examples)
     return patiently(attempt.requeue, stop.examples, "worker shutting down", timeout=10)

@@ -10,7 +10,7 @@ from service.config import Config
 from service.storage import Artifacts
 from service.store import keys
 from service.store.jobs import JobStore
-from worker.runner import WorkerContext, _checkpoint
+from worker.runner import WorkerContext, write_checkpoint
 from worker.timeline import Timeline
 
 REQUEST = {"budget": {"examples": 1000}, "device": "cpu", "name": "t", "trainer": {"batch_size": 20}}
@@ -43,11 +43,11 @@ def timeline(store, job_id, token):
 def test_a_failed_checkpoint_write_is_counted_and_the_job_goes_on(running):
     store, job_id, folder = running
     ctx = context(store, folder, BrokenDisk)
-    _checkpoint(ctx, job_id, "t1", {"examples": 500}, timeline(store, job_id, "t1"))
+    write_checkpoint(ctx, job_id, "t1", {"examples": 500}, timeline(store, job_id, "t1"))
     assert ctx.checkpoint_failures == 1
     assert store.checkpoint_name(job_id) is None and store.status(job_id) == "running"
     ctx.artifacts = Artifacts(str(folder))  # the disk has room again: the next checkpoint lands
-    _checkpoint(ctx, job_id, "t1", {"examples": 600}, timeline(store, job_id, "t1"))
+    write_checkpoint(ctx, job_id, "t1", {"examples": 600}, timeline(store, job_id, "t1"))
     assert store.checkpoint_name(job_id) and ctx.checkpoint_failures == 1
     assert [p["event"] for p in store.points(job_id)] == ["checkpoint"]
 
@@ -55,9 +55,9 @@ def test_a_failed_checkpoint_write_is_counted_and_the_job_goes_on(running):
 def test_each_checkpoint_has_a_name_of_its_own_and_the_previous_one_goes(running):
     store, job_id, folder = running
     ctx = context(store, folder)
-    _checkpoint(ctx, job_id, "t1", {"examples": 500}, timeline(store, job_id, "t1"))
+    write_checkpoint(ctx, job_id, "t1", {"examples": 500}, timeline(store, job_id, "t1"))
     first = store.checkpoint_name(job_id)
-    _checkpoint(ctx, job_id, "t1", {"examples": 500}, timeline(store, job_id, "t1"))
+    write_checkpoint(ctx, job_id, "t1", {"examples": 500}, timeline(store, job_id, "t1"))
     second = store.checkpoint_name(job_id)
     assert first != second
     assert ctx.artifacts.names(job_id) == [second]
@@ -66,11 +66,11 @@ def test_each_checkpoint_has_a_name_of_its_own_and_the_previous_one_goes(running
 def test_a_fenced_out_checkpoint_removes_only_its_own_file(running):
     store, job_id, folder = running
     ctx = context(store, folder)
-    _checkpoint(ctx, job_id, "t1", {"examples": 500}, timeline(store, job_id, "t1"))
+    write_checkpoint(ctx, job_id, "t1", {"examples": 500}, timeline(store, job_id, "t1"))
     live = store.checkpoint_name(job_id)
     store.r.delete(keys.lease(job_id))  # t1 lost its lease...
     store.reap(job_id)
     store.start(job_id, "w2", 30, 3, token="t2")  # ...and t2 resumed from the live checkpoint
-    _checkpoint(ctx, job_id, "t1", {"examples": 900}, timeline(store, job_id, "t1"))  # the stale attempt
+    write_checkpoint(ctx, job_id, "t1", {"examples": 900}, timeline(store, job_id, "t1"))  # the stale attempt
     assert store.checkpoint_name(job_id) == live
     assert ctx.artifacts.names(job_id) == [live], "the file the record points to is still there, alone"
