@@ -72,7 +72,7 @@ class Service:
         while time.monotonic() < deadline:
             if name in Workers(store.r).names() and log.exists() and b" ready." in log.read_bytes():
                 return
-            time.sleep(0.1)
+            time.sleep(0.1)  # polling loop of a wait helper: look again shortly
         raise TimeoutError(f"worker {name} did not start: {log.read_text()[-3000:] if log.exists() else ''}")
 
     def stop_workers(self) -> None:
@@ -146,13 +146,36 @@ def client(app):
     return app.test_client()
 
 
-def wait_status(client, job_id: str, statuses, timeout: float = 120) -> dict:
-    """Poll GET /v1/jobs/{id} until its status is in `statuses`."""
+POLL_SECONDS = 0.05  # how often wait_status looks again; never a synchronisation by itself
+
+
+def wait_for(predicate, timeout: float = 60, what: str = "condition", every: float = 0.02):
+    """Poll `predicate` until it returns something true, and return that; raise TimeoutError at the deadline.
+
+    The loop below is the only place where these tests sleep: each pass looks at an observable condition,
+    and the deadline only tells a hang from a slow machine (it is no claim about how fast anything is).
+    """
     deadline = time.monotonic() + timeout
     while True:
-        job = client.get(f"/v1/jobs/{job_id}").get_json()
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached in {timeout} s")
+        time.sleep(every)  # polling loop of a wait helper: look again shortly
+
+
+def wait_status(client, job_id: str, statuses, timeout: float = 120, headers: dict | None = None) -> dict:
+    """Poll GET /v1/jobs/{id} (with `headers`, e.g. a token) until its status is in `statuses`; raise
+    TimeoutError at the deadline, which only detects a hang."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/v1/jobs/{job_id}", headers=headers or {})
+        # 503: Redis is restarting (it says Retry-After), so look again; any other answer but 200 is a failure.
+        assert response.status_code in (200, 503), (response.status_code, response.get_json())
+        job = response.get_json() if response.status_code == 200 else {"status": None, "unavailable": response.get_json()}
         if job["status"] in statuses:
             return job
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
-        time.sleep(0.05)
+        time.sleep(POLL_SECONDS)  # polling loop of a wait helper: look again shortly

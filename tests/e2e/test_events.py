@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 
 import pytest
 import requests
 
 from service.cli.embedded import free_port
-from tests.conftest import ROOT, example, wait_status
+from tests.conftest import ROOT, example, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -101,6 +100,13 @@ def test_downsampled_history_keeps_min_max_last(client):
     assert client.get(f"/v1/jobs/{job['id']}/metrics?points=0").status_code == 400
 
 
+def healthy(base: str) -> bool:
+    try:
+        return requests.get(f"{base}/healthz", timeout=5).ok
+    except requests.RequestException:  # not listening yet, or busy starting
+        return False
+
+
 def test_many_streams_through_gunicorn_do_not_starve_the_api(service):
     port = free_port()
     from service.cli.serve import gunicorn_args
@@ -109,15 +115,7 @@ def test_many_streams_through_gunicorn_do_not_starve_the_api(service):
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=5).ok:
-                    break
-            except requests.RequestException:  # not listening yet, or busy starting
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
+        wait_for(lambda: healthy(base), timeout=120, what="gunicorn answering /healthz")  # a hang, not a speed
         job = requests.post(f"{base}/v1/jobs", json=example("net1-default.json", budget={"examples": 15000})).json()
         streams = 80
         opened, ended = threading.Semaphore(0), []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import time
+import ssl
+from pathlib import Path
 
 import pytest
 
@@ -90,12 +91,8 @@ def test_another_tenants_job_does_not_exist_for_you(secured):
 
 
 def wait_status_as(client, job_id, token, statuses, timeout=120):
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}", headers=bearer(token)).get_json()
-        if job["status"] in statuses or time.monotonic() > deadline:
-            return job
-        time.sleep(0.05)
+    """wait_status with `token`: the job once its status is in `statuses`; TimeoutError at the deadline."""
+    return wait_status(client, job_id, statuses, timeout=timeout, headers=bearer(token))
 
 
 def test_an_admin_sees_and_controls_every_job(secured):
@@ -152,29 +149,70 @@ def test_oversized_and_deeply_nested_bodies(secured):
     assert deep.status_code == 400 and "nested" in deep.get_json()["detail"]
 
 
-@pytest.mark.parametrize("body", [
-    small(name="../../../../etc/passwd"),
-    small(data={"dataset": "../../../../etc"}),
-    small(network={"layers": [{"type": "__import__('os').system('touch /tmp/pwned')"}]}),
-    small(network={"layers": [{"type": "input", "out_sx": 24, "out_sy": 24, "out_depth": 1, "__class__": "os"},
-                              {"type": "softmax", "num_classes": 10}]}),
-    {"convnetjs": "require('child_process').execSync('touch /tmp/pwned'); layer_defs.push({type:'input'});",
-     "budget": {"examples": 10}},
-    {"convnetjs": "layer_defs.push({type: (function(){ return 'input' })()});", "budget": {"examples": 10}},
-])
-def test_strings_that_look_like_paths_or_code_stay_strings(secured, tmp_path, body):
+HOSTILE = [  # (id, the request made with a marker file's path, the field its 422 names)
+    ("dataset path", lambda marker: small(data={"dataset": "../../../../etc"}), "data.dataset"),
+    ("python in a layer type", lambda marker: small(network={"layers": [
+        {"type": f"__import__('os').system('touch {marker}')"}]}), "network.layers[0].type"),
+    ("dunder field", lambda marker: small(network={"layers": [
+        {"type": "input", "out_sx": 24, "out_sy": 24, "out_depth": 1, "__class__": "os"},
+        {"type": "softmax", "num_classes": 10}]}), "network.layers[0].__class__"),
+    ("node in the paste", lambda marker: {
+        "convnetjs": f"require('child_process').execSync('touch {marker}'); layer_defs.push({{type:'input'}});",
+        "budget": {"examples": 10}}, "convnetjs"),
+    ("a function in the paste", lambda marker: {
+        "convnetjs": "layer_defs.push({type: (function(){ return 'input' })()});", "budget": {"examples": 10}},
+     "convnetjs"),
+]
+
+
+@pytest.mark.parametrize(("make", "path"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
+def test_strings_that_look_like_paths_or_code_are_refused_as_data(secured, tmp_path, make, path):
+    """Each is a 422 naming its field, and nothing runs: the API parses the request here, in this test's own
+    process (the test client), so code run while parsing would have made the marker; and no job is created,
+    so no worker ever gets one to run (a path-like string that is accepted is the next test's)."""
     _, client, tokens = secured
-    before = set(tmp_path.rglob("*"))
-    response = client.post("/v1/jobs", json=body, headers=bearer(tokens["alice"]))
-    assert response.status_code in (202, 422)
-    if response.status_code == 202:  # a name is only a label
-        job = response.get_json()
-        assert job["name"] == body["name"]
-        client.post(f"/v1/jobs/{job['id']}/cancel", headers=bearer(tokens["alice"]))
-    created = {p for p in set(tmp_path.rglob("*")) - before if "redis" not in p.parts}
-    assert all("home" in p.parts for p in created)  # nothing written outside the service's own folders
-    import os
-    assert not os.path.exists("/tmp/pwned")
+    marker = tmp_path / "pwned"
+    response = client.post("/v1/jobs", json=make(marker), headers=bearer(tokens["alice"]))
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    assert path in [e["path"] for e in response.get_json()["errors"]]
+    assert client.get("/v1/jobs", headers=bearer(tokens["root"])).get_json()["jobs"] == []
+    assert not marker.exists()
+
+
+def traversal_targets(folder: Path) -> dict[Path, bytes | None]:
+    """What "../../../../etc/passwd" could reach from `folder` or any folder above it, and what it holds."""
+    return {d / "etc" / "passwd": (d / "etc" / "passwd").read_bytes() if (d / "etc" / "passwd").is_file() else None
+            for d in (folder, *folder.parents)}
+
+
+def test_a_name_that_looks_like_a_path_is_only_a_label(secured, tmp_path):
+    """Accepted, trained to the end by a real worker that writes checkpoints, snapshots, the model and its
+    exports: every file lands in the job's own artifact folder, and no etc/passwd anywhere above it is
+    created or changed (/etc/passwd included: a worker that runs as root could overwrite it)."""
+    svc, client, tokens = secured
+    svc.start_worker("w")
+    root = svc.config.home / "artifacts"
+    before, before_targets = set(tmp_path.rglob("*")), traversal_targets(root)
+    name = "../../../../etc/passwd"
+    response = client.post("/v1/jobs", json=small(600, name=name), headers=bearer(tokens["alice"]))
+    assert response.status_code == 202
+    job = response.get_json()
+    assert job["name"] == name  # a name is only a label
+    folder = root / job["id"]
+    job = wait_status_as(client, job["id"], tokens["alice"], ("succeeded", "failed"))
+    assert job["status"] == "succeeded", job["error"]
+    assert job["name"] == name
+
+    created = {p for p in set(tmp_path.rglob("*")) - before if svc.redis.folder not in (p, *p.parents)}
+    assert any(p.name == "model.pt" for p in created), "the worker wrote the model"
+    outside = {p for p in created if p != folder and folder not in p.parents and p not in folder.parents}
+    assert not outside, f"written outside the job's artifact folder {folder}: {sorted(outside)}"
+    assert not any(p.name == "passwd" or p.name == "etc" for p in created)
+    assert traversal_targets(root) == before_targets
+    download = client.get(f"/v1/jobs/{job['id']}/model", headers=bearer(tokens["alice"]))
+    disposition = download.headers["Content-Disposition"]
+    filename = disposition.split('filename="')[1].rstrip('"')
+    assert download.status_code == 200 and "/" not in filename and "\\" not in filename, disposition
 
 
 def test_a_pickle_where_weights_belong_is_refused_without_running(secured, tmp_path):
@@ -264,9 +302,12 @@ def test_tls_urls_configure_tls():
     from service.config import Config
 
     app = make_celery(Config(), "rediss://:pw@redis.example:6380/0")
-    assert app.conf.broker_use_ssl["ssl_cert_reqs"] is not None
+    # CERT_NONE is 0 and CERT_OPTIONAL 1: only CERT_REQUIRED verifies the server.
+    assert app.conf.broker_use_ssl["ssl_cert_reqs"] == ssl.CERT_REQUIRED
     store = JobStore.from_url("rediss://:pw@redis.example:6380/0")
     assert store.r.connection_pool.connection_class.__name__ == "SSLConnection"
+    connection = store.r.connection_pool.make_connection()  # built, not connected
+    assert connection.cert_reqs == ssl.CERT_REQUIRED and connection.check_hostname is True
 
 
 def test_idempotency_keys_belong_to_their_principal(secured):

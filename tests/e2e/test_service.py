@@ -6,13 +6,12 @@ import io
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 from service.spec import netspec
-from tests.conftest import ROOT, data_dir, example, wait_status
+from tests.conftest import ROOT, data_dir, example, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -84,17 +83,25 @@ def test_list_is_newest_first_with_cursor_and_status_filter(client):
     assert client.get("/v1/jobs?limit=0").status_code == 400
 
 
-def test_cancel_a_running_job_stops_it_within_two_seconds(client):
-    job = client.post("/v1/jobs", json=small(2_000_000)).get_json()
-    deadline = time.monotonic() + 60
-    while client.get(f"/v1/jobs/{job['id']}").get_json()["progress"]["examples_seen"] == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    asked = time.monotonic()
+def timeline(client, job_id: str) -> list[dict]:
+    return client.get(f"/v1/jobs/{job_id}/metrics?limit=10000").get_json()["points"]
+
+
+def test_cancel_a_running_job_stops_it_before_its_budget(client):
+    """How soon a cancel lands is bench/'s question; this test proves that it stops the job mid-run."""
+    budget = 2_000_000
+    job = client.post("/v1/jobs", json=small(budget)).get_json()
+    wait_for(lambda: client.get(f"/v1/jobs/{job['id']}").get_json()["progress"]["examples_seen"] > 0,
+             what="the job training")
     assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
-    job = wait_status(client, job["id"], ("cancelled",), timeout=10)
-    assert time.monotonic() - asked < 2.0
-    assert job["finished_at"] is not None
+    job = wait_status(client, job["id"], ("cancelled", "succeeded", "failed"), timeout=120)  # hang detection only
+    assert job["status"] == "cancelled" and job["finished_at"] is not None and job["result"] is None
+    seen = job["progress"]["examples_seen"]
+    assert 0 < seen < budget, "the worker stopped training mid-run, long before its budget"
+    points = timeline(client, job["id"])
+    kinds = [p["event"] for p in points if "event" in p]
+    assert kinds[0] == "started" and kinds[-1] == "cancelled" and "finished" not in kinds
+    assert points[-1]["event"] == "cancelled" and points[-1]["examples"] == seen  # the timeline ends with the cancel
     assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
     assert client.get(f"/v1/jobs/{job['id']}/model").status_code == 409
     assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
@@ -107,11 +114,16 @@ def test_a_queued_job_that_is_cancelled_never_starts(own_service):
     client = create_app(own_service.config, own_service.url).test_client()
     job = client.post("/v1/jobs", json=small(500)).get_json()
     assert client.post(f"/v1/jobs/{job['id']}/cancel").get_json()["status"] == "cancelled"
+    after = client.post("/v1/jobs", json=small(200, name="queued after the cancelled one")).get_json()
     own_service.start_worker("late-worker")
-    time.sleep(2)
+    # One worker, one slot, one queue served in order: once the job queued after the cancelled one has run,
+    # the worker has read the cancelled job's message and discarded it.
+    later = wait_status(client, after["id"], ("succeeded", "failed"))
+    assert later["status"] == "succeeded" and later["worker"] == "late-worker"
     job = client.get(f"/v1/jobs/{job['id']}").get_json()
     assert job["status"] == "cancelled" and job["started_at"] is None and job["attempts"] == 0
-    assert [p["event"] for p in client.get(f"/v1/jobs/{job['id']}/metrics").get_json()["points"]] == ["cancelled"]
+    assert job["worker"] is None and job["progress"]["examples_seen"] == 0
+    assert [p["event"] for p in timeline(client, job["id"])] == ["cancelled"]
 
 
 def test_a_running_job_cannot_be_deleted_and_its_model_is_not_ready(client):
