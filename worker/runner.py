@@ -249,12 +249,13 @@ def write_checkpoint(ctx: WorkerContext, job_id: str, token: str, state: dict, t
                     state["examples"], type(exc).__name__, exc, extra={"job_id": job_id})
         return
     previous = quietly(ctx.store.checkpoint_name, job_id)
-    landed = quietly(ctx.store.update, job_id, token, checkpoint=name, checkpoint_examples=state["examples"])
+    # The pointer and its timeline event in one fenced step: a resume always has its checkpoint event.
+    landed = timeline.event({"event": "checkpoint", "examples": state["examples"]},
+                            checkpoint=name, checkpoint_examples=state["examples"])
     if landed:
-        timeline.event({"event": "checkpoint", "examples": state["examples"]})
         if previous and previous != name:
             ctx.artifacts.remove(job_id, previous)
-    elif landed is not None:  # fenced out: another attempt owns the job
+    elif landed == 0:  # fenced out: another attempt owns the job (None: Redis unreachable, the file may be kept)
         ctx.artifacts.remove(job_id, name)
 
 

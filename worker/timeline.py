@@ -34,15 +34,17 @@ class Timeline:
         if self.waiting and time.monotonic() - self.oldest >= self.flush_seconds:
             self.flush()
 
-    def event(self, event: dict) -> int | None:
-        """Write the waiting points, then `event`, in one call; return the event's sequence number."""
-        return self.flush(event)
+    def event(self, event: dict, **fields) -> int | None:
+        """Write the waiting points, then `event`, and set the record's `fields`, in one call; return the
+        event's sequence number (0: fenced out, None: not written)."""
+        return self.flush(event, **fields)
 
-    def flush(self, event: dict | None = None) -> int | None:
+    def flush(self, event: dict | None = None, **fields) -> int | None:
         """Write what waits (and `event` after it); the record's `metrics` is the last point written."""
         points, self.waiting = self.waiting, []
         entries = points + ([event] if event is not None else [])
         if not entries:
             return None
-        fields = {"metrics": points[-1], "examples_seen": points[-1]["examples"]} if points else {}
+        if points:
+            fields = {"metrics": points[-1], "examples_seen": points[-1]["examples"], **fields}
         return self.write(entries, **fields)
