@@ -1,4 +1,4 @@
-"""The real ConvNetJS library (the `convnetjs` npm package, 0.3.0) run by Node.js, for tests.
+"""The real ConvNetJS library (the `convnetjs` npm package, 0.3.0) run by Node.js, for tests: forward, snapshot, train.
 
 It is installed once into `.cache/node/` (git-ignored). Where Node.js or npm is missing the
 tests that need it are skipped, saying so; under CI (CI=true) they fail instead, because
@@ -26,22 +26,39 @@ SCRIPT = r"""
 const fs = require('fs');
 const cmd = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const convnetjs = require(cmd.module);
-let out;
-if (cmd.op === 'forward') {
+function loadNet() {
   const net = new convnetjs.Net();
   net.fromJSON(JSON.parse(fs.readFileSync(cmd.net, 'utf8')));
+  return net;
+}
+function inputVols() {  // (N, depth, sy, sx) float64 in CHW order -> Vols in ConvNetJS's HWC order
   const raw = fs.readFileSync(cmd.inputs);
   const x = new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
   const [n, depth, sy, sx] = cmd.shape;
-  out = [];
+  const vols = [];
   for (let i = 0; i < n; i++) {
     const v = new convnetjs.Vol(sx, sy, depth, 0.0);
     for (let d = 0; d < depth; d++)
       for (let y = 0; y < sy; y++)
         for (let xx = 0; xx < sx; xx++)
           v.w[((sx * y) + xx) * depth + d] = x[((i * depth + d) * sy + y) * sx + xx];
-    out.push(Array.from(net.forward(v, false).w));
+    vols.push(v);
   }
+  return vols;
+}
+let out;
+if (cmd.op === 'forward') {
+  const net = loadNet();
+  out = inputVols().map(v => Array.from(net.forward(v, false).w));
+} else if (cmd.op === 'train') {
+  const net = loadNet();
+  const trainer = new convnetjs.SGDTrainer(net, cmd.trainer);
+  inputVols().forEach((v, i) => {
+    Object.assign(trainer, cmd.changes[i] || {});  // a live change, before the i-th example
+    trainer.train(v, cmd.labels[i]);
+  });
+  out = {k: trainer.k, layers: net.layers.map(layer => layer.filters === undefined ? null : {
+    filters: layer.filters.map(f => Array.from(f.w)), biases: Array.from(layer.biases.w)})};
 } else if (cmd.op === 'snapshot') {
   const net = new convnetjs.Net();
   net.makeLayers(cmd.layer_defs);
@@ -93,6 +110,24 @@ def forward(net_json: dict | bytes, inputs: np.ndarray) -> np.ndarray:
         input_file.write_bytes(inputs.tobytes())
         return np.array(_run({"op": "forward", "net": str(net_file), "inputs": str(input_file),
                               "shape": list(inputs.shape)}))
+
+
+def train(net_json: dict, inputs: np.ndarray, labels: list[int], trainer: dict,
+          changes: dict[int, dict] | None = None) -> dict:
+    """ConvNetJS's `SGDTrainer(net, trainer).train(x, y)` on each (depth, sy, sx) input in order, from `net_json`.
+
+    `changes` maps an example's index to trainer fields set just before it (live changes). Returns
+    the trainer's k and, per layer, its filters' and biases' weights in ConvNetJS's own (HWC) order
+    (None for layers without weights).
+    """
+    inputs = np.ascontiguousarray(inputs, dtype="<f8")
+    with tempfile.TemporaryDirectory() as folder:
+        net_file, input_file = Path(folder) / "net.json", Path(folder) / "inputs.f64"
+        net_file.write_text(json.dumps(net_json))
+        input_file.write_bytes(inputs.tobytes())
+        return _run({"op": "train", "net": str(net_file), "inputs": str(input_file), "shape": list(inputs.shape),
+                     "labels": [int(y) for y in labels], "trainer": trainer,
+                     "changes": {str(i): c for i, c in (changes or {}).items()}})
 
 
 def snapshot(layer_defs: list[dict]) -> dict:

@@ -1,7 +1,8 @@
-"""Moving metric windows as in the ConvNetJS demo, fed per batch without per-batch device syncs."""
+"""Moving metric windows as in the ConvNetJS demo and step timings, fed per batch without per-batch device syncs."""
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 import torch
@@ -59,7 +60,10 @@ class BatchLog:
         """Move pending batches into the windows; return the example count of the first non-finite loss."""
         if not self.pending:
             return None
-        values = torch.stack([torch.stack((loss.float(), hits.float())) for _, _, loss, hits in self.pending]).tolist()
+        # Two stacks and one transfer to the host, however many batches are pending.
+        losses = torch.stack([loss for _, _, loss, _ in self.pending]).double()
+        hits = torch.stack([hit for _, _, _, hit in self.pending]).double()
+        values = torch.stack((losses, hits), 1).tolist()
         diverged = None
         for (examples_after, n, _, _), (loss, hits) in zip(self.pending, values):
             if not loss / n <= self.max_loss:  # NaN fails every comparison
@@ -77,3 +81,52 @@ class BatchLog:
     def load_state_dict(self, state: dict) -> None:
         self.loss.load_state_dict(state["loss"])
         self.accuracy.load_state_dict(state["accuracy"])
+
+
+class StepClock:
+    """Forward and backward (with the update) seconds per example, between two reads.
+
+    On a CPU every batch is timed with the host clock, which costs next to nothing. On a GPU the host
+    clock would time kernel launches, and synchronising would drain the queue; so one batch after
+    each read is timed with CUDA events, read at the next read, when they have long completed.
+    """
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self._marks: list = []
+        self._timed: tuple[list, int] | None = None  # GPU: the events of the batch timed since the last read
+        self._seconds = [0.0, 0.0]
+        self._examples = 0
+
+    def mark(self) -> None:
+        """Call before the forward, before the backward and after the update of a batch."""
+        if not self.cuda:
+            self._marks.append(time.perf_counter())
+        elif self._timed is None:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self._marks.append(event)
+
+    def batch(self, examples: int) -> None:
+        """The batch just marked had `examples` examples."""
+        if len(self._marks) != 3:
+            return
+        if self.cuda:
+            self._timed = (self._marks, examples)
+        else:
+            start, middle, end = self._marks
+            self._seconds[0] += middle - start
+            self._seconds[1] += end - middle
+            self._examples += examples
+        self._marks = []
+
+    def read(self) -> tuple[float, float]:
+        """(forward, backward) seconds per example since the last read; starts the next interval."""
+        if self._timed is not None:
+            (start, middle, end), examples = self._timed
+            end.synchronize()
+            self._seconds = [start.elapsed_time(middle) / 1000, middle.elapsed_time(end) / 1000]
+            self._examples = examples
+        per_example = tuple(s / max(self._examples, 1) for s in self._seconds)
+        self._timed, self._seconds, self._examples = None, [0.0, 0.0], 0
+        return per_example

@@ -3,11 +3,17 @@
 Metrics go to callbacks, never to print. Between batches the loop asks its hooks
 whether to stop, pause or change the trainer, and hands out checkpoints that
 resume the run exactly (model, optimizer, RNGs, data position, metric windows).
+
+Batches follow ConvNetJS's SGDTrainer, which counts examples (k) and updates when k
+reaches a multiple of batch_size: each batch runs up to the next such multiple, so a
+live batch-size change brings the next update early, and a budget that ends between
+two multiples trains and counts its last examples without updating.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -18,13 +24,15 @@ from service.spec import netspec
 from service.spec.schemas import TRAINER_LIVE_FIELDS
 from worker import data, snapshots
 from worker.initial import initial_state
-from worker.metrics import BatchLog
-from worker.model import Net
+from worker.metrics import BatchLog, StepClock
+from worker.model import Net, memory_format
 from worker.optim import ConvNetJSOptimizer
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the optimizer's state is per parameter, with the examples k counts
 # Evaluation batch: on a CPU, 1,000 images overflow the cache and run 1.75x slower per image than 256.
 EVAL_BATCH = {"cpu": 256, "cuda": 1000}
+POINT_EXAMPLES = 100  # metric points are at least this many examples apart (the demo's windows are 100)
+MAX_POINTS = 1000  # ... and a known budget has at most about this many
 SOFTMAX_MAX_LOSS = 745.0  # -log of the smallest float64: beyond it ConvNetJS's loss is infinite
 
 
@@ -41,7 +49,18 @@ class Hooks:
     checkpoint_seconds: float = 5.0
     snapshot_seconds: float = 5.0
     poll_seconds: float = 0.2
-    metrics_seconds: float = 1.0  # a point every 100 examples or this many seconds, whichever is rarer
+    metrics_examples: int | None = None  # a point every this many examples; None: point_spacing(budget)
+
+
+def point_spacing(total: int | None) -> int:
+    """Examples between metric points: 100, or the multiple of 100 that keeps a budget of `total` to 1,000 points.
+
+    Points are placed by examples, whatever the machine's speed, as the demo plots a point every
+    200 steps; a budget in seconds (total None) gets one every 100.
+    """
+    if total is None:
+        return POINT_EXAMPLES
+    return POINT_EXAMPLES * max(1, math.ceil(total / (POINT_EXAMPLES * MAX_POINTS)))
 
 
 class Interrupted(Exception):
@@ -89,7 +108,8 @@ class Training:
     """One training run of a job request; resumable from a state that `state()` returns."""
 
     def __init__(self, request: dict, network: netspec.Network | None = None, *, data_dir=None,
-                 device: str | torch.device = "cpu", state: dict | None = None, initial: dict | None = None):
+                 device: str | torch.device = "cpu", state: dict | None = None, initial: dict | None = None,
+                 dtype: torch.dtype = torch.float32):
         self.request = request
         self.network = network or netspec.analyze(request["network"])
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -101,7 +121,9 @@ class Training:
         image_size = tuple(self.dataset.train.images.shape[-2:])
         seed = int(request["seed"])
         torch.manual_seed(seed)  # model initialisation and dropout masks
-        self.model = Net(self.network).to(self.device)
+        self.dtype = dtype
+        self.memory_format = memory_format(self.network)
+        self.model = Net(self.network).to(self.device, dtype).to(memory_format=self.memory_format)
         if state is None and (initial is not None or request.get("init")):
             # Given weights: a state dict, or the request's inline ConvNetJS snapshot.
             self.model.load_state_dict(initial if initial is not None else initial_state(request, self.network.layers))
@@ -112,7 +134,8 @@ class Training:
         crop = self.input_size if self.input_size != image_size and opts["augment"]["crop"] else None
         self.center = self.input_size != image_size and crop is None
         self.stream = data.BatchStream(self.dataset.train, trainer["batch_size"], crop=crop,
-                                       flip=opts["augment"]["flip"], generator=generator, device=self.device)
+                                       flip=opts["augment"]["flip"], generator=generator, device=self.device,
+                                       dtype=dtype)
         self.eval_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.log = BatchLog(SOFTMAX_MAX_LOSS if self.model.loss_type == "softmax" else float("inf"))
         self.examples = 0
@@ -136,8 +159,8 @@ class Training:
             return int(budget["epochs"]) * len(self.dataset.train)
         return None
 
-    def _done(self) -> bool:
-        total = self.examples_total
+    def _done(self, total: int | None) -> bool:
+        """Whether the budget is spent; `total` is examples_total."""
         if total is not None:
             return self.examples >= total
         return self.elapsed >= float(self.request["budget"]["seconds"])
@@ -147,67 +170,56 @@ class Training:
     def run(self, hooks: Hooks | None = None) -> dict:
         """Train until the budget is spent; return the result summary."""
         hooks = hooks or Hooks()
-        model, optimizer, stream = self.model, self.optimizer, self.stream
+        model, optimizer, stream, log = self.model, self.optimizer, self.stream, self.log
         model.train()
-        cuda = self.device.type == "cuda"
+        total = self.examples_total
+        spacing = hooks.metrics_examples or point_spacing(total)
+        next_point = (self.last_point // spacing + 1) * spacing
+        clock = StepClock(self.device)
         started = time.perf_counter()
         elapsed_before = self.elapsed
         examples_before = self.examples
         last_poll = last_ckpt = last_emit = started
         last_snapshot = started - hooks.snapshot_seconds  # the first pictures come with the first batch
         emit_examples = self.examples
-        fwd = bwd = 0.0
-        timed = 0
-        timing_batch = True
-        total = self.examples_total
-        while not self._done():
-            n = self.hyper["batch_size"]
+        done = self._done(total)
+        while not done:
+            n = optimizer.until_update  # the batch ends where ConvNetJS's k % batch_size reaches 0
             if total is not None:
                 n = min(n, total - self.examples)
             x, y = stream.next(n)
             if self.center:
                 x = data.center_crop(x, *self.input_size)
-            if cuda and timing_batch:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            x = x.contiguous(memory_format=self.memory_format)
+            clock.mark()
             scores = model(x)
             loss = model.loss(scores, y)
-            if cuda and timing_batch:
-                torch.cuda.synchronize()
-            t1 = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if cuda and timing_batch:
-                torch.cuda.synchronize()
-            t2 = time.perf_counter()
-            if timing_batch or not cuda:
-                fwd += t1 - t0
-                bwd += t2 - t1
-                timed += n
-                timing_batch = False
-            self.log.add(self.examples + n, n, loss, (scores.argmax(1) == y).sum())
+            clock.mark()
+            optimizer.begin_batch()
+            loss.backward()  # into the optimizer's flat gradient buffer, summed since the last update
+            optimizer.step(n)
+            clock.mark()
+            clock.batch(n)
+            log.add(self.examples + n, n, loss, (scores.argmax(1) == y).sum())
             self.examples += n
             now = time.perf_counter()
             self.elapsed = elapsed_before + (now - started)
+            done = self._done(total)
 
             if self.examples >= self.next_val and len(self.dataset.val):
                 self._validate_window()
                 self.next_val += self.request["data"]["val_interval"]
-            if (self.examples - self.last_point >= 100 and now - last_emit >= hooks.metrics_seconds) or self._done():
-                self._emit(hooks, (self.examples - emit_examples) / max(now - last_emit, 1e-9),
-                           fwd / max(timed, 1), bwd / max(timed, 1))
-                last_emit, emit_examples = time.perf_counter(), self.examples
-                fwd = bwd = 0.0
-                timed = 0
-                timing_batch = True
+            if self.examples >= next_point or done:
+                self._emit(hooks, (self.examples - emit_examples) / max(now - last_emit, 1e-9), *clock.read())
+                next_point = (self.examples // spacing + 1) * spacing
+                last_emit, emit_examples = time.perf_counter(), self.examples  # the hook's own time is not training
             if now - last_poll >= hooks.poll_seconds:
                 last_poll = now
                 self._poll(hooks)
-            if hooks.on_checkpoint and now - last_ckpt >= hooks.checkpoint_seconds and not self._done():
+            if hooks.on_checkpoint and now - last_ckpt >= hooks.checkpoint_seconds and not done:
                 hooks.on_checkpoint(self.state())
                 last_ckpt = time.perf_counter()
-            if hooks.on_snapshot and now - last_snapshot >= hooks.snapshot_seconds and not self._done():
+            if hooks.on_snapshot and now - last_snapshot >= hooks.snapshot_seconds and not done:
                 hooks.on_snapshot(self.snapshot(), self.examples)
                 last_snapshot = time.perf_counter()
         train_seconds = self.elapsed - elapsed_before
@@ -254,7 +266,7 @@ class Training:
                 raise Interrupted(reason, state, self.examples)
 
     def change_trainer(self, changes: dict, hooks: Hooks | None = None) -> None:
-        """Apply live trainer changes from the next batch on."""
+        """Apply live trainer changes from the next batch on; a new batch_size first runs to its next multiple of k."""
         changes = {k: v for k, v in changes.items() if k in TRAINER_LIVE_FIELDS}
         self.optimizer.set_hyper(**changes)
         self.hyper.update(changes)
@@ -282,7 +294,7 @@ class Training:
         self.val_cursor = (self.val_cursor + k) % len(val)
         self.val_acc = self.accuracy(data.Split(val.images[index], val.labels[index]))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def probabilities(self, images: torch.Tensor, crops: int = 0) -> torch.Tensor:
         """Class probabilities (softmax of the scores) of uint8 images: centre crop, or the mean over random crops."""
         was_training = self.model.training
@@ -296,11 +308,15 @@ class Training:
                     views = [data.random_crop(batch, *self.input_size, self.eval_generator) for _ in range(crops)]
                 else:
                     views = [data.center_crop(batch, *self.input_size)]
-                probs = sum(torch.softmax(self.model(data.to_input(v)), 1) for v in views) / len(views)
+                probs = sum(torch.softmax(self.model(self._input(v)), 1) for v in views) / len(views)
                 out.append(probs)
         finally:
             self.model.train(was_training)
         return torch.cat(out) if out else torch.empty(0, self.network.output["out_depth"], device=self.device)
+
+    def _input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images as the model's input: scaled, in its dtype and memory format."""
+        return data.to_input(images, self.dtype).contiguous(memory_format=self.memory_format)
 
     def accuracy(self, split: data.Split, crops: int = 0) -> float | None:
         if len(split) == 0:
@@ -339,7 +355,7 @@ class Training:
             raise Diverged(diverged)
         state = {
             "version": CHECKPOINT_VERSION,
-            "model": self.model.state_dict(),
+            "model": self._weights(),
             "optimizer": self.optimizer.state_dict(),
             "stream": self.stream.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -377,7 +393,11 @@ class Training:
         self.hyper = dict(state["hyper"])
         self.optimizer.set_hyper(**self.hyper)
 
+    def _weights(self) -> dict[str, torch.Tensor]:
+        """The model's state dict as contiguous copies: the parameters are views of the optimizer's flat buffer."""
+        return {k: v.detach().clone(memory_format=torch.contiguous_format) for k, v in self.model.state_dict().items()}
+
     def weights(self) -> dict:
         """The trained model as a state dict on the CPU, with the validated spec."""
-        return {"state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+        return {"state_dict": {k: v.cpu() for k, v in self._weights().items()},
                 "network": self.request["network"], "layers": self.network.layers}

@@ -13,7 +13,7 @@ from service.spec import netspec
 from service.config import Config
 from service.spec.schemas import METHODS, load_job_request
 from tests.conftest import data_dir, example
-from worker.model import Net
+from worker.model import Net, forward_order, memory_format
 from worker.trainer import Hooks, Training
 
 HIDDEN = st.one_of(
@@ -54,6 +54,8 @@ def test_inferred_shapes_equal_model_shapes(spec):
         got = tuple(out.shape[1:]) if out.dim() == 4 else (out.shape[1], 1, 1)  # the loss layer's (N, C)
         assert got == expected, layer
     assert sum(p.numel() for p in net.parameters()) == network.params
+    x = torch.randn(2, first["out_depth"], first["out_sy"], first["out_sx"])
+    assert torch.equal(net(x), net.activations(x)[-2].flatten(1))  # forward's own layer order computes the same
 
 
 def test_convnetjs_initialisation():
@@ -122,3 +124,43 @@ def test_every_layer_type_learns(case):
             "trainer": {"method": "adadelta", "batch_size": 20, "l2_decay": 0.001}}
     result = _train(body)
     assert result["test_acc"] > 0.3, result  # chance is 0.1
+
+
+@pytest.mark.parametrize("kinds,order", [
+    (["conv", "relu", "pool", "conv", "relu", "pool", "fc"], [0, 2, 1, 3, 5, 4, 6]),
+    (["conv", "relu", "pool", "pool"], [0, 2, 1, 3]),
+    (["fc", "relu", "fc"], [0, 1, 2]),
+    (["relu", "pool"], [1, 0]),
+    (["pool", "relu"], [0, 1]),
+])
+def test_forward_order_runs_a_relu_after_the_max_pool_it_precedes(kinds, order):
+    assert forward_order(kinds) == order
+
+
+def test_forward_equals_the_layers_in_spec_order_gradients_included():
+    """Pooling before the relu must change nothing, also where a whole window is negative or padded."""
+    network = netspec.analyze({"layers": [
+        {"type": "input", "out_sx": 9, "out_sy": 9, "out_depth": 2},
+        {"type": "conv", "sx": 3, "filters": 4, "pad": 1, "activation": "relu", "bias_pref": -0.3},
+        {"type": "pool", "sx": 3, "stride": 2, "pad": 1},
+        {"type": "softmax", "num_classes": 3}]})
+    torch.manual_seed(1)
+    net = Net(network).double()
+    x = torch.randn(5, 2, 9, 9, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    in_order = net.activations(x)[-2].flatten(1)
+    assert torch.equal(net(x), in_order)
+    grads = [torch.autograd.grad(net.loss(scores, labels), list(net.parameters())) for scores in (net(x), in_order)]
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+@pytest.mark.parametrize("layers,expected", [
+    (NET1, torch.channels_last),
+    ([{"type": "input", "out_sx": 1, "out_sy": 1, "out_depth": 8}, {"type": "fc", "num_neurons": 4}, SOFTMAX],
+     torch.contiguous_format),
+    ([INPUT, {"type": "fc", "num_neurons": 4}, SOFTMAX], torch.contiguous_format),
+    ([{"type": "input", "out_sx": 1, "out_sy": 1, "out_depth": 8}, {"type": "conv", "sx": 1, "filters": 4}, SOFTMAX],
+     torch.contiguous_format),
+])
+def test_channels_last_only_where_a_conv_or_pool_sees_a_spatial_input(layers, expected):
+    assert memory_format(netspec.analyze({"layers": layers})) == expected

@@ -1,4 +1,4 @@
-"""Tests for worker.optim against an independent pure-Python ConvNetJS oracle."""
+"""Tests for worker.optim against an independent pure-Python ConvNetJS oracle (the real trainer: test_convnetjs_oracle.py)."""
 import copy
 import io
 import math
@@ -34,8 +34,8 @@ class Oracle:
         self.k = 0
 
     def step(self, grads):
-        """Apply one batch; grads mirror the params; return the decay losses before the update."""
-        self.k += self.bs
+        """Apply one batch up to the next multiple of bs; grads mirror the params; return the decay losses before it."""
+        self.k += self.bs - self.k % self.bs
         l1_loss = l2_loss = 0.0
         for gi, (params, l1m, l2m) in enumerate(self.groups):
             l1, l2 = self.l1 * l1m, self.l2 * l2m
@@ -105,13 +105,13 @@ def oracle_groups(groups):
 
 
 def random_grads(rng, groups):
-    """Set random gradient sums on every param and return them as nested lists."""
+    """Set random gradient sums on every param (into the optimizer's buffer) and return them as nested lists."""
     out = []
     for params, _, _ in groups:
         out.append([])
         for p in params:
             g = [rng.gauss(0, 2) for _ in range(p.numel())]
-            p.grad = torch.tensor(g, dtype=p.dtype).reshape(p.shape)
+            p.grad.copy_(torch.tensor(g, dtype=p.dtype).reshape(p.shape))
             out[-1].append(g)
     return out
 
@@ -165,7 +165,8 @@ def test_set_hyper_applies_from_next_step(method, momentum):
         oracle.step(random_grads(rng, groups))
         opt.step()
         assert_close(flat(groups), oracle.flat())
-    assert opt.k == 2 * 4 + 3 * 3
+    # From k = 8 the next multiple of 3 is 9: that update comes after one example, then every 3.
+    assert opt.k == oracle.k == 2 * 4 + 1 + 2 * 3
 
 
 @pytest.mark.parametrize("changes", [
@@ -236,21 +237,67 @@ def test_constructor_rejects_unknown_method_and_group_keys(kwargs, groups):
 def test_sign_of_zero_is_minus_one_for_l1():
     p = torch.zeros(1, dtype=torch.float64)
     opt = ConvNetJSOptimizer([p], method="sgd", momentum=0.0, learning_rate=1.0, l1_decay=0.1)
-    p.grad = torch.zeros(1, dtype=torch.float64)
     opt.step()
     assert p.item() == 0.1
 
 
-def test_missing_grad_counts_as_zero():
-    groups = make_params(7)
-    opt = ConvNetJSOptimizer(torch_groups(groups), method="sgd", **HYPER)
-    oracle = Oracle(oracle_groups(groups), "sgd", **HYPER)
-    grads = random_grads(random.Random(8), groups)
-    groups[0][0][1].grad = None
-    grads[0][1] = [0.0] * groups[0][0][1].numel()
-    oracle.step(grads)
+def test_a_parameter_backward_never_reaches_still_decays():
+    used, unused = (torch.ones(n, dtype=torch.float64, requires_grad=True) for n in (2, 3))
+    opt = ConvNetJSOptimizer([used, unused], method="sgd", momentum=0.0, learning_rate=0.5, l2_decay=0.1)
+    used.mul(2.0).sum().backward()
     opt.step()
-    assert_close(flat(groups), oracle.flat())
+    assert used.tolist() == [1 - 0.5 * (2 + 0.1)] * 2
+    assert unused.tolist() == [1 - 0.5 * 0.1] * 3
+
+
+@pytest.mark.parametrize("method,momentum", CASES, ids=CASE_IDS)
+def test_an_update_comes_only_when_k_reaches_a_multiple_of_batch_size(method, momentum):
+    """ConvNetJS counts examples and updates when k % batch_size == 0: sub-batches accumulate into one update."""
+    whole, parts = make_params(10), make_params(10)
+    opts = [ConvNetJSOptimizer(torch_groups(g), method=method, momentum=momentum, **HYPER) for g in (whole, parts)]
+    grads = random_grads(random.Random(11), whole)
+    assert opts[0].step() is True and opts[0].k == 4
+    for p, g in zip((p for ps, _, _ in parts for p in ps), (g for gs in grads for g in gs)):
+        p.grad.copy_(torch.tensor(g, dtype=p.dtype).reshape(p.shape) / 2)
+    before = flat(parts)
+    assert opts[1].step(1) is False and opts[1].until_update == 3 and flat(parts) == before
+    for p in (p for ps, _, _ in parts for p in ps):
+        p.grad.mul_(2)  # the second half of the batch adds its gradient to the first half's
+    assert opts[1].step(3) is True and opts[1].k == 4 and opts[1].until_update == 4
+    assert_close(flat(parts), flat(whole))
+    opts[1].begin_batch()  # the next batch starts from zero gradients, as ConvNetJS zeroes them when it updates
+    assert all(p.grad.eq(0).all() for ps, _, _ in parts for p in ps)
+
+
+def test_a_batch_may_not_run_past_the_next_update():
+    opt = ConvNetJSOptimizer([torch.zeros(2)], batch_size=5)
+    opt.step(3)
+    with pytest.raises(ValueError, match="2 examples away"):
+        opt.step(3)
+
+
+def test_a_live_batch_size_change_brings_the_next_update_to_the_next_multiple():
+    opt = ConvNetJSOptimizer([torch.zeros(2)], batch_size=20)
+    opt.step()
+    opt.step()
+    opt.set_hyper(batch_size=30)
+    assert opt.k == 40 and opt.until_update == 20
+    opt.set_hyper(batch_size=40)
+    assert opt.until_update == 40  # k = 40 is a multiple: a whole batch
+
+
+def test_parameters_become_views_of_one_flat_buffer_and_keep_their_layout():
+    conv = torch.nn.Conv2d(2, 3, 3).to(memory_format=torch.channels_last)
+    weight, bias = conv.weight.detach().clone(), conv.bias.detach().clone()
+    opt = ConvNetJSOptimizer([{"params": [conv.weight], "l2_decay_mul": 1.0}, {"params": [conv.bias], "l2_decay_mul": 0.0}])
+    assert torch.equal(conv.weight, weight) and torch.equal(conv.bias, bias)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert conv.weight.untyped_storage().data_ptr() == opt.flat_params.untyped_storage().data_ptr()
+    conv(torch.ones(1, 2, 4, 4)).sum().backward()
+    assert opt.flat_grads.abs().sum() > 0  # backward accumulated into the flat buffer
+    conv.zero_grad()  # set_to_none: the gradients would leave the buffer
+    with pytest.raises(RuntimeError, match="replaced"):
+        opt.step()
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -263,4 +310,4 @@ def test_float32_tracks_float64(method):
             opt.step()
     for a, b in zip(flat(g64), flat(g32)):
         assert math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5)
-    assert all(s.dtype == torch.float32 for st in opts[1].state.values() for s in st.values())
+    assert all(s.dtype == torch.float32 for s in opts[1].state.values())

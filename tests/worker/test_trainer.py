@@ -1,4 +1,4 @@
-"""The training loop on real MNIST: accuracy, exact resume, budgets, stop hooks, live changes, divergence."""
+"""The training loop on real MNIST: accuracy, exact resume, budgets, stop hooks, live changes, divergence, metric points."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from worker.trainer import (
     Interrupted,
     Training,
     load_state,
+    point_spacing,
     save_state,
 )
 
@@ -32,7 +33,8 @@ def test_first_network_reaches_the_assignment_accuracy():
     assert result["test_acc"] >= 0.975, result
     assert set(result) >= {"examples_seen", "train_acc", "val_acc", "test_acc", "class_loss", "l2_loss",
                            "examples_per_second", "seconds"}
-    assert points and points[-1]["examples"] == 30_000
+    # Placed by examples whatever the machine's speed: one every 100, the last at the budget.
+    assert [p["examples"] for p in points] == list(range(100, 30_001, 100))
     for key in ("class_loss", "l2_loss", "train_acc", "val_acc", "examples_per_second", "forward_ms", "backward_ms"):
         assert points[-1][key] is not None and points[-1][key] >= 0, key
 
@@ -41,7 +43,6 @@ def _points(run: Training, hooks: Hooks | None = None):
     points = []
     hooks = hooks or Hooks()
     hooks.on_metrics = points.append
-    hooks.metrics_seconds = 0  # a point every 100 examples, independent of the clock
     return points, run.run(hooks)
 
 
@@ -101,8 +102,7 @@ def test_live_trainer_change_applies_from_the_next_batch():
     def changes():
         return pending.pop() if run.examples >= 400 and pending else None
 
-    run.run(Hooks(trainer_changes=changes, on_event=events.append, on_metrics=points.append,
-                  poll_seconds=0, metrics_seconds=0))
+    run.run(Hooks(trainer_changes=changes, on_event=events.append, on_metrics=points.append, poll_seconds=0))
     assert events == [{"type": "trainer", "examples": 400, "changes": {"learning_rate": 0.5, "batch_size": 50}}]
     assert run.optimizer.hyper["learning_rate"] == 0.5 and run.hyper["batch_size"] == 50
     assert points[-1]["batch_size"] == 50 and points[0]["batch_size"] == 20
@@ -111,7 +111,7 @@ def test_live_trainer_change_applies_from_the_next_batch():
 def test_divergence_is_reported_with_the_example_count():
     run = training({"examples": 5000}, trainer={"method": "sgd", "learning_rate": 1e6, "batch_size": 20})
     with pytest.raises(Diverged) as exc:
-        run.run(Hooks(metrics_seconds=0))
+        run.run(Hooks())
     assert 0 < exc.value.examples <= 5000 and "NaN or infinite" in str(exc.value)
 
 
@@ -122,3 +122,57 @@ def test_checkpoint_hook_gives_loadable_states():
     blob = save_state(states[-1])
     restored = load_state(blob)
     assert torch.equal(restored["model"]["layers.0.weight"], states[-1]["model"]["layers.0.weight"])
+
+
+class BatchSizes:
+    """A training's batch stream that records the size of every batch it hands out."""
+
+    def __init__(self, stream):
+        self.stream, self.sizes = stream, []
+
+    def next(self, n):
+        self.sizes.append(n)
+        return self.stream.next(n)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def test_an_incomplete_last_batch_is_trained_and_counted_but_makes_no_update():
+    """As ConvNetJS: with 205 examples and batch 20, k reaches 205 and 205 % 20 != 0, so 10 updates."""
+    run, whole = training({"examples": 205}), training({"examples": 200})
+    run.stream = BatchSizes(run.stream)
+    points = []
+    result = run.run(Hooks(on_metrics=points.append))
+    whole.run(Hooks())
+    assert run.stream.sizes == [20] * 10 + [5]
+    assert result["examples_seen"] == 205 and run.optimizer.k == 205 and points[-1]["examples"] == 205
+    assert run.log.loss.count == 105  # the window of whole batches covering 100 examples: 5 x 20, and the last 5
+    for name, weight in whole.model.state_dict().items():
+        assert torch.equal(run.model.state_dict()[name], weight), name  # the last 5 moved no weight
+
+
+def test_a_live_batch_size_change_runs_to_the_next_multiple_of_the_new_size():
+    """As ConvNetJS's k % batch_size: changed from 20 to 30 at k = 100, the next update comes at k = 120."""
+    run = training({"examples": 300})
+    run.stream = BatchSizes(run.stream)
+    pending = [{"batch_size": 30}]
+    run.run(Hooks(trainer_changes=lambda: pending.pop() if run.examples >= 100 and pending else None,
+                  poll_seconds=0))
+    assert run.stream.sizes == [20] * 5 + [20] + [30] * 6  # to k = 100; to 120, the next multiple of 30; on by 30
+    assert run.optimizer.k == 300
+
+
+@pytest.mark.parametrize("total,spacing", [
+    (None, 100), (1, 100), (30_000, 100), (100_000, 100), (100_001, 200), (250_000, 300), (10**6, 1000),
+])
+def test_point_spacing_keeps_a_budget_to_a_thousand_points(total, spacing):
+    assert point_spacing(total) == spacing
+
+
+def test_points_follow_the_examples_they_cross():
+    """With batches of 30, a point comes at the first batch at or past each multiple of the spacing, and at the end."""
+    points = []
+    training({"examples": 500}, trainer={"method": "adadelta", "batch_size": 30}).run(
+        Hooks(on_metrics=points.append, metrics_examples=100))
+    assert [p["examples"] for p in points] == [120, 210, 300, 420, 500]
