@@ -143,14 +143,6 @@ def _names(pids: set[int]) -> list[str]:
     return out
 
 
-@pytest.fixture
-def serves():
-    started: list[Serve] = []
-    yield started
-    for s in started:
-        s.kill()
-
-
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()

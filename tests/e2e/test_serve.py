@@ -20,24 +20,13 @@ import requests
 from service.cli import lifeline
 from service.cli.embedded import EmbeddedRedis
 from service.cli.serve import HOME_BUSY
-from tests.conftest import data_dir, example
+from tests.conftest import data_dir, example, wait_for
 from tests.e2e.test_cli import STOP_TIMEOUT, Serve, _names, alive, descendants
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="children die with serve on Linux")]
 needs_mnist = pytest.mark.skipif(not (data_dir() / "mnist").is_dir(), reason=f"no MNIST in {data_dir()}")
 GONE_TIMEOUT = 30  # redis-server flushes its file, gunicorn drains within its 5 s graceful timeout
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached in {timeout} s")
-        time.sleep(0.05)
 
 
 def wait_gone(pids: set[int], serve: Serve, timeout: float = GONE_TIMEOUT) -> None:
@@ -78,14 +67,6 @@ def start(home: Path, log: Path, serves: list) -> Serve:
     serve.home = home
     serves.append(serve)
     return serve
-
-
-@pytest.fixture
-def serves():
-    started: list[Serve] = []
-    yield started
-    for s in started:
-        s.kill()
 
 
 @needs_mnist
