@@ -311,3 +311,19 @@ def test_any_request_loads_or_raises_invalid_spec(body):
     assert set(request) >= {"network", "trainer", "data", "budget", "seed", "name", "device"}
     assert request["trainer"]["eps"] > 0 and network.layers
     json.dumps(request)
+
+
+@pytest.mark.parametrize("where", ["", "trainer", "data", "data.augment", "budget"])
+def test_a_section_with_thousands_of_fields_is_refused_before_they_are_checked(where):
+    body = json.loads((EXAMPLES / "net1-default.json").read_text())
+    body["budget"] = {"examples": 100}
+    body.setdefault("data", {}).setdefault("augment", {})
+    flood = {f"k{i}": 1 for i in range(60_000)}
+    target = body
+    for part in filter(None, where.split(".")):
+        target = target.setdefault(part, {})
+    target.update(flood)
+    with pytest.raises(InvalidSpec) as caught:
+        schemas.load_job_request(body, Config())
+    (error,) = caught.value.errors
+    assert error.path == where and "fields; none has more than 100" in error.message

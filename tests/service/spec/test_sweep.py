@@ -471,7 +471,9 @@ def test_a_sweep_full_of_bad_variants_stops_at_the_error_limit(monkeypatch):
 
 
 def test_one_request_with_many_errors_reports_the_first_hundred():
-    junk = {**BASE, "trainer": {**BASE["trainer"], **{f"k{i}": i for i in range(300)}}}
+    # 180 unknown fields, each section under the 100 that is refused as a crowd before anything is checked.
+    junk = {**BASE, "trainer": {**BASE["trainer"], **{f"k{i}": i for i in range(90)}},
+            "data": {**BASE.get("data", {}), **{f"d{i}": i for i in range(90)}}}
     spec = sweep_spec.parse({"base": junk, "variants": [{"name": "a", "patch": {}},
                                                         {"name": "b", "patch": {"seed": 1}}]})
     with pytest.raises(sweep_spec.InvalidSweep) as caught:
