@@ -548,7 +548,9 @@ def test_recorded_responses_type_check_with_openapi_typescript(journey, document
     """openapi-typescript (default options) generates types from the served document without a warning,
     and `tsc --strict` accepts every JSON body the journey sent and received, each as its operation's type."""
     modules = _npm_packages()
-    assert len(journey.rec.responses) > 50, "the journey recorded too little to check"
+    # How many polls the journey made depends on the machine's speed; which operations it reached does not.
+    reached = {(r["path"], r["method"]) for r in journey.rec.responses}
+    assert len(reached) >= 20, f"the journey reached too few operations to check: {sorted(reached)}"
     folder = document.parent / "typescript"
     folder.mkdir(exist_ok=True)
     env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
