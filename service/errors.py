@@ -35,8 +35,11 @@ class ConvtrainError(Exception):
     title = "Internal Server Error"
 
     def __init__(self, detail: str = "", *, errors: list[FieldError] | None = None,
-                 headers: dict[str, str] | None = None, title: str | None = None, **extra: Any):
+                 headers: dict[str, str] | None = None, title: str | None = None, status: int | None = None,
+                 **extra: Any):
         super().__init__(detail or title or self.title)
+        if status is not None:  # an error whose kind is only known at run time (gunicorn's, a worker's answer)
+            self.status = status
         self.detail = detail
         self.errors = list(errors) if errors is not None else None
         self.headers = headers or {}

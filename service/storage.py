@@ -58,16 +58,11 @@ class Artifacts:
                 out.append(name)
         return out
 
-    def remove_any(self, job_id: str, name: str) -> None:
+    def remove(self, job_id: str, name: str) -> None:
         """Remove a file or a folder of the job's artifacts, if it is there."""
         path = self.path(job_id, name)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
-
-    def remove(self, job_id: str, name: str) -> None:
-        path = self.path(job_id, name)
-        if self.fs.exists(path):
-            self.fs.rm(path)
 
 
 def sha256(data: bytes) -> str:

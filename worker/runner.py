@@ -175,7 +175,7 @@ def _succeed(ctx: WorkerContext, attempt: Attempt, training: Training, result: d
         log.info("job %s succeeded: test_acc %.4f", job_id, result["test_acc"], extra={"job_id": job_id})
         _collect(ctx, job_id, keep=folder)
         return "succeeded"
-    ctx.artifacts.remove_any(job_id, folder)  # fenced out: no record points to them
+    ctx.artifacts.remove(job_id, folder)  # fenced out: no record points to them
     return "lost"
 
 
@@ -184,7 +184,7 @@ def _collect(ctx: WorkerContext, job_id: str, keep: str) -> None:
     job) and the files of attempts that lost their lease."""
     for name in ctx.artifacts.names(job_id):
         if name.startswith("checkpoint-") or (name.startswith(f"{ATTEMPTS}/") and name != keep):
-            ctx.artifacts.remove_any(job_id, name)
+            ctx.artifacts.remove(job_id, name)
 
 
 def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, timeline: Timeline) -> Hooks:

@@ -57,8 +57,6 @@ def predict(job_id: str):
     answer = ask(s.store.r, job_id, kind, payload, s.config.predict_timeout_seconds)  # NoPredictor: 503
     if "error" in answer:
         error = answer["error"]
-        refused = ConvtrainError(error["message"], title=error.get("title", "Invalid image"),
-                                 errors=[FieldError(error.get("path", kind), error["message"])])
-        refused.status = error.get("status", 422)
-        raise refused
+        raise ConvtrainError(error["message"], title=error.get("title", "Invalid image"), status=error.get("status", 422),
+                             errors=[FieldError(error.get("path", kind), error["message"])])
     return answer

@@ -44,9 +44,7 @@ def register(app: Flask) -> None:
         if e.code == 413:
             limit = request.max_content_length or current_app.config["MAX_CONTENT_LENGTH"]
             detail = f"the body is larger than the limit of {limit} bytes"
-        error = ConvtrainError(detail, headers=headers, title=e.name)
-        error.status = e.code or 500
-        return problem_response(error)
+        return problem_response(ConvtrainError(detail, headers=headers, title=e.name, status=e.code or 500))
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
