@@ -18,6 +18,7 @@ from service.storage import Artifacts
 from service.store.jobs import JobStore
 from service.store.reaper import Reaper
 from service.store.workers import Workers
+from worker import exports
 from worker.predict import Predictor
 from worker.runner import WorkerContext, run_job
 
@@ -72,6 +73,7 @@ def main(config: Config, redis_url: str, *, queues: str | None = None, device: s
          concurrency: int = 1, name: str | None = None, loglevel: str = "INFO") -> None:
     """Run a worker until it is told to stop (SIGTERM or Ctrl-C: checkpoint and requeue running jobs)."""
     torch.set_num_threads(max(1, config.torch_threads))
+    exports.preload()
     if device in ("gpu", "cuda") or device.startswith("cuda"):
         default_queues = "gpu,auto"
     elif device == "cpu" or not torch.cuda.is_available():

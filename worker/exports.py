@@ -74,6 +74,12 @@ def to_torchscript(weights: dict) -> bytes:
     return buf.getvalue()
 
 
+def preload() -> None:
+    """Import what the exporters load lazily: torch.onnx.export imports onnx on its first call, 0.6 s of a
+    worker's first job (14% of a 30,000-example one) that a worker pays at start instead."""
+    import onnx  # noqa: F401
+
+
 def to_onnx(weights: dict) -> bytes:
     net = load_net(weights)
     output = "probabilities" if net.loss_type == "softmax" else "scores"
