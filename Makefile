@@ -28,6 +28,7 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/concurrent_jobs.py
 	$(BIN)/python bench/api_latency.py
 	$(BIN)/python bench/predict_latency.py
 	$(BIN)/python bench/recovery.py
