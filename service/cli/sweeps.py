@@ -1,37 +1,23 @@
 """`convtrain sweep FILE [--wait]`: submit a sweep, follow it with one progress bar per variant, save its report.
 
-Torch-free, over the HTTP API like the other client commands (service/cli/jobs.py). Exit status: 0 when
+Torch-free, through the Python client like the other client commands (service/cli/jobs.py). Exit status: 0 when
 the sweep was submitted (and, with --wait, succeeded), 1 when the service refuses it or it fails or is
 cancelled, 2 when the service cannot be reached.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
-from service.cli.jobs import Client, ClientError, call
+from service.cli.jobs import CommandError, call
+from service.client import Client, Sweep
 from service.text import bar, duration, examples_count, number
 
 POLL_SECONDS = 0.5
 PLAIN_EVERY = 10.0  # without a terminal: the bars every this many seconds
 REPORTS = ("md", "csv", "png")
-
-
-def _read(path: str) -> dict:
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise ClientError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ClientError(f"{path} is not UTF-8 text") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ClientError(f"{path} is not valid JSON: {exc}") from None
 
 
 def variant_line(variant: dict, width: int) -> str:
@@ -64,67 +50,54 @@ def block(sweep: dict) -> list[str]:
     return [header] + [variant_line(v, width) for v in sweep["variants"]]
 
 
-def follow(client: Client, sweep_id: str, out=None) -> dict:
+def follow(sweep: Sweep, out=None) -> dict:
     """Show the bars until every job of the sweep has ended; return the sweep."""
     out = out or sys.stderr
     tty = out.isatty()
     drawn = 0
     last_plain = 0.0
     last_lines: list[str] | None = None
-    while True:
-        sweep = client.json("GET", f"/v1/sweeps/{quote(sweep_id, safe='')}")
-        lines = block(sweep)
-        done = sweep["status"] != "running"
+    for record in sweep.follow(POLL_SECONDS):
+        lines = block(record)
         if tty:
             if drawn:
                 out.write(f"\x1b[{drawn}F")
             out.write("".join(f"\x1b[2K{line}\n" for line in lines))
             out.flush()
             drawn = len(lines)
-        elif done or (lines != last_lines and time.monotonic() - last_plain >= PLAIN_EVERY):
+        elif sweep.ended() or (lines != last_lines and time.monotonic() - last_plain >= PLAIN_EVERY):
             print("\n".join(lines), file=out, flush=True)
             last_plain, last_lines = time.monotonic(), lines
-        if done:
-            return sweep
-        time.sleep(POLL_SECONDS)
+    return sweep.record
 
 
-def save_reports(client: Client, sweep_id: str, folder: Path, stem: str) -> list[Path]:
+def save_reports(sweep: Sweep, folder: Path, stem: str) -> list[Path]:
     """The sweep's report as FOLDER/STEM.md, .csv and .png."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ClientError(f"cannot create {folder}: {exc.strerror or exc}") from None
     paths = []
     for fmt in REPORTS:
-        response = client.request("GET", f"/v1/sweeps/{quote(sweep_id, safe='')}/report", params={"format": fmt})
-        path = folder / f"{stem}.{fmt}"
         try:
-            path.write_bytes(response.content)
+            folder.mkdir(parents=True, exist_ok=True)
+            paths.append(sweep.report(fmt, folder / f"{stem}.{fmt}"))
         except OSError as exc:
-            raise ClientError(f"cannot write {path}: {exc.strerror or exc}") from None
-        paths.append(path)
+            raise CommandError(f"cannot write {exc.filename or folder}: {exc.strerror or exc}") from None
     return paths
 
 
 def sweep(client: Client, args) -> int:
-    body = _read(args.file)
     started = time.monotonic()
-    created = client.json("POST", "/v1/sweeps", json=body)
-    sweep_id = created["id"]
-    print(sweep_id, flush=True)
-    print(f"sweep {sweep_id}: {len(created['variants'])} variants x {created['repeats']} repeats = "
-          f"{created['jobs']} jobs", file=sys.stderr, flush=True)
+    created = client.sweep(args.file)
+    print(created.id, flush=True)
+    print(f"sweep {created.id}: {len(created.record['variants'])} variants x {created.record['repeats']} repeats = "
+          f"{created.record['jobs']} jobs", file=sys.stderr, flush=True)
     if not args.wait:
         return 0
-    final = follow(client, sweep_id)
+    final = follow(created)
     wall = time.monotonic() - started
-    table = client.request("GET", f"/v1/sweeps/{quote(sweep_id, safe='')}/report", params={"format": "md"}).text
-    print(table)
+    print(created.report("md").decode())
     folder = Path(args.out) if args.out else Path(args.file).resolve().parent
-    for path in save_reports(client, sweep_id, folder, Path(args.file).stem):
+    for path in save_reports(created, folder, Path(args.file).stem):
         print(f"wrote {path}", file=sys.stderr)
-    print(f"sweep {sweep_id} {final['status']} in {duration(wall)} (this command's wall time)", file=sys.stderr)
+    print(f"sweep {created.id} {final['status']} in {duration(wall)} (this command's wall time)", file=sys.stderr)
     return 0 if final["status"] == "succeeded" else 1
 
 
