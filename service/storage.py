@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 
 import fsspec
 
@@ -28,7 +29,7 @@ class Artifacts:
         """Write atomically where the filesystem allows (write then move); return the path."""
         path = self.path(job_id, name)
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        tmp = path + ".part"
+        tmp = f"{path}.{secrets.token_hex(6)}.part"  # one writer's own: two writers of one name never interleave
         with self.fs.open(tmp, "wb") as f:
             f.write(data)
         self.fs.mv(tmp, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import pathlib
 import pickle
@@ -18,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from service.datasets import stored
 from service.spec.datasets import (
     DatasetCorrupt,
     DatasetInfo,
@@ -27,11 +29,14 @@ from service.spec.datasets import (
     get,
     present,
     unavailable,
+    uploaded,
 )
+from service.storage import Artifacts
 
 __all__ = [
     "Split", "Dataset", "load", "clear_cache", "LOADERS", "validation_mask",
-    "to_input", "window", "crop_at", "random_offsets", "random_crop", "center_crop", "random_flip", "BatchStream",
+    "to_input", "window", "crop_at", "random_offsets", "random_crop", "center_crop", "random_flip", "random_shift",
+    "BatchStream",
     "DatasetUnavailable", "DatasetCorrupt",
 ]
 
@@ -76,15 +81,19 @@ def _read(path: pathlib.Path) -> bytes:
 
 def _parse_idx(path: pathlib.Path, ndim: int) -> np.ndarray:
     """An unsigned-byte IDX file as an array, with its magic number and size checked."""
-    data = _read(path)
+    return _idx_array(_read(path), ndim, path)
+
+
+def _idx_array(data: bytes, ndim: int, where) -> np.ndarray:
+    """IDX bytes as an array of `ndim` dimensions; `where` names the file in errors."""
     header = 4 + 4 * ndim
     # Magic: two zero bytes, type 0x08 (unsigned byte), then the number of dimensions.
     if len(data) < header or data[:4] != bytes((0, 0, 0x08, ndim)):
-        raise DatasetCorrupt(f"{path}: not an unsigned-byte IDX file with {ndim} dimension(s)")
+        raise DatasetCorrupt(f"{where}: not an unsigned-byte IDX file with {ndim} dimension(s)")
     dims = struct.unpack(f">{ndim}I", data[4:header])
     expected = header + int(np.prod(dims))
     if len(data) != expected:
-        raise DatasetCorrupt(f"{path}: {len(data)} bytes, expected {expected} for shape {dims}")
+        raise DatasetCorrupt(f"{where}: {len(data)} bytes, expected {expected} for shape {dims}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -135,6 +144,34 @@ def _load_cifar(info: DatasetInfo, folder: pathlib.Path) -> tuple[Split, Split]:
     root = folder / info.files[0]
     train = _cifar_batches(info, root, [f"data_batch_{i}" for i in range(1, 6)])
     return train, _cifar_batches(info, root, ["test_batch"])
+
+
+def _load_upload(artifacts: Artifacts, sha256: str) -> tuple[DatasetInfo, Split, Split]:
+    """An uploaded dataset by its content hash (service/datasets/stored.py): IDX images stored as
+    (N, height, width, depth), returned as (N, depth, height, width) like every split."""
+    try:
+        meta = json.loads(stored.read(artifacts, sha256, "meta.json"))
+        arrays = {file: stored.read(artifacts, sha256, file) for file in stored.FILES if file != "meta.json"}
+    except FileNotFoundError as exc:
+        raise DatasetUnavailable(f"the uploaded dataset {sha256[:12]} is missing from the artifact store") from exc
+    info = uploaded({**meta, "name": sha256[:12]})
+    splits = []
+    for split in ("train", "test"):
+        x = _idx_array(arrays[f"{split}-images"], 4, f"upload {sha256[:12]} {split}-images")
+        y = _idx_array(arrays[f"{split}-labels"], 1, f"upload {sha256[:12]} {split}-labels")
+        if x.shape[1:] != (info.height, info.width, info.depth) or len(x) != len(y):
+            raise DatasetCorrupt(f"upload {sha256[:12]}: {split} arrays {x.shape} and {y.shape} do not match its meta")
+        images = torch.from_numpy(x.copy()).permute(0, 3, 1, 2).contiguous()
+        splits.append(Split(images, torch.from_numpy(y.astype(np.int64))))
+    return info, splits[0], splits[1]
+
+
+def info_of(options: dict, artifacts: Artifacts) -> DatasetInfo:
+    """The dataset a job's data options name: the registry entry, or an upload's by its pinned hash."""
+    if "upload" not in options:
+        return get(options["dataset"])
+    sha256 = options["upload"]["sha256"]
+    return uploaded({**json.loads(stored.read(artifacts, sha256, "meta.json")), "name": options["dataset"]})
 
 
 # One loader per file format; a new dataset in a known format needs only a registry entry.
@@ -193,30 +230,32 @@ def clear_cache() -> None:
 
 
 def load(name: str, data_dir: str | os.PathLike | None, *, device="cpu",
-         validation_fraction: float = 0.1, download: bool | None = None) -> Dataset:
-    """Load dataset `name` from <data_dir>/<name> onto `device`, cached per process."""
+         validation_fraction: float = 0.1, download: bool | None = None,
+         upload: dict | None = None, artifacts: Artifacts | None = None) -> Dataset:
+    """Load dataset `name` from <data_dir>/<name> onto `device`, cached per process; or, with `upload`
+    (a job's pinned data.upload), the uploaded dataset of that content hash from `artifacts`."""
     # Missing files: download=False raises DatasetUnavailable at once; True or None (the default)
     # try torchvision, and any failure (offline, read-only folder) becomes DatasetUnavailable.
     # The cached tensors are shared between callers, so they must be treated as read-only.
-    info = get(name)
-    folder = dataset_dir(data_dir, name).resolve()
     device = torch.device(device)
-    key = (info.name, str(folder), str(device), float(validation_fraction))
+    if upload is not None:
+        info, folder = None, None
+        key = ("upload", upload["sha256"], str(device), float(validation_fraction))
+    else:
+        info = get(name)
+        folder = dataset_dir(data_dir, name).resolve()
+        key = (info.name, str(folder), str(device), float(validation_fraction))
     with _LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-        if not present(folder.parent, info.name):
-            if download is not None and not download:
-                raise unavailable(folder.parent, info.name, "downloading is disabled")
-            try:
-                _download(info, folder)
-            except Exception as exc:  # offline, unwritable folder, bad mirror: all mean "unavailable"
-                raise unavailable(folder.parent, info.name, f"download failed: {exc}") from exc
-        train, test = LOADERS[info.format](info, folder)
+        if upload is not None:
+            info, train, test = _load_upload(artifacts, upload["sha256"])
+        else:
+            train, test = _load_files(info, folder, download)
         for split in (train, test):
             if len(split) and not 0 <= int(split.labels.min()) <= int(split.labels.max()) < info.num_classes:
-                raise DatasetCorrupt(f"{folder}: labels outside 0..{info.num_classes - 1}")
+                raise DatasetCorrupt(f"{folder or info.name}: labels outside 0..{info.num_classes - 1}")
         mask = validation_mask(len(train), validation_fraction)
         dataset = Dataset(
             info=info,
@@ -228,6 +267,18 @@ def load(name: str, data_dir: str | os.PathLike | None, *, device="cpu",
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
         return dataset
+
+
+def _load_files(info: DatasetInfo, folder: pathlib.Path, download: bool | None) -> tuple[Split, Split]:
+    """A built-in dataset's (train, test) from its folder, downloaded first where it is missing."""
+    if not present(folder.parent, info.name):
+        if download is not None and not download:
+            raise unavailable(folder.parent, info.name, "downloading is disabled")
+        try:
+            _download(info, folder)
+        except Exception as exc:  # offline, unwritable folder, bad mirror: all mean "unavailable"
+            raise unavailable(folder.parent, info.name, f"download failed: {exc}") from exc
+    return LOADERS[info.format](info, folder)
 
 
 # --- batch augmentation -----------------------------------------------------
@@ -306,6 +357,15 @@ def random_flip(images: torch.Tensor, generator: torch.Generator | None) -> torc
     return torch.where(flip, images.flip(-1), images)
 
 
+def random_shift(inputs: torch.Tensor, shift: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Move each example by -shift..shift pixels in y and x, filling with 0 (the ConvNetJS CIFAR-10 demo's
+    `convnetjs.augment(x, 32, dx, dy)`: a window of the image's size at a random offset, zeros outside)."""
+    h, w = inputs.shape[-2:]
+    padded = torch.nn.functional.pad(inputs, (shift, shift, shift, shift))
+    offset_y, offset_x = random_offsets(padded, inputs.shape[0], h, w, generator)
+    return crop_at(padded, offset_y, offset_x, h, w)
+
+
 class BatchStream:
     """Endless training batches, reshuffled every epoch from `generator`; resumable exactly."""
 
@@ -314,13 +374,15 @@ class BatchStream:
     # The generator should belong to this stream alone: load_state_dict() rewinds it.
 
     def __init__(self, split: Split, batch_size: int, *, crop: tuple[int, int] | None = None,
-                 flip: bool = False, generator: torch.Generator, device=None, dtype: torch.dtype = torch.float32):
+                 flip: bool = False, shift: int = 0, generator: torch.Generator, device=None,
+                 dtype: torch.dtype = torch.float32):
         if len(split) == 0:
             raise ValueError("cannot stream batches from an empty split")
         self.split = split
         self.batch_size = int(batch_size)
         self.crop = tuple(crop) if crop is not None else None
         self.flip = flip
+        self.shift = int(shift)
         self.generator = generator
         self.device = torch.device(device) if device is not None else split.images.device
         self.dtype = dtype
@@ -363,7 +425,10 @@ class BatchStream:
         labels = self.split.labels[index].to(self.device, non_blocking=True)
         if self.flip:
             images = random_flip(images, self.generator)
-        return to_input(images, self.dtype), labels
+        inputs = to_input(images, self.dtype)
+        if self.shift:
+            inputs = random_shift(inputs, self.shift, self.generator)
+        return inputs, labels
 
     __next__ = next
 

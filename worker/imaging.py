@@ -99,23 +99,33 @@ def fit_like_mnist(image: Image.Image, depth: int, size: int = 28) -> np.ndarray
     return out
 
 
-def from_pixels(values, depth: int, size: int = 28) -> np.ndarray:
-    """JSON pixels (flat, [rows][cols], or [rows][cols][3] / [3][rows][cols]) as uint8 (depth, size, size)."""
-    expected = _expected(depth, size)
+def resize(image: Image.Image, depth: int, width: int, height: int) -> np.ndarray:
+    """uint8 (depth, height, width): the picture made grey or RGB and resized, as uploaded datasets were."""
+    if depth not in (1, 3):
+        raise ValueError(f"images can be fitted to depth 1 or 3, not {depth}")
+    picture = _flatten(image, "L" if depth == 1 else "RGB").resize((width, height), Image.Resampling.LANCZOS)
+    return np.asarray(picture, dtype=np.uint8).reshape(height, width, depth).transpose(2, 0, 1).copy()
+
+
+def from_pixels(values, depth: int, size: int = 28, height: int | None = None) -> np.ndarray:
+    """JSON pixels (flat, [rows][cols], or [rows][cols][3] / [3][rows][cols]) as uint8 (depth, height, size);
+    `size` is the width, and the height too unless given."""
+    width, height = size, height or size
+    expected = _expected(depth, width, height)
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError) as exc:  # ragged nesting
         raise ValueError(f"pixels must be a regular array: {expected} ({exc})") from exc
     if arr.dtype.kind not in "iuf":
         raise ValueError(f"pixels must be numbers 0..255 (or 0..1 as floats): {expected}")
-    n = size * size * depth
+    n = width * height * depth
     if arr.shape == (n,):
-        arr = arr.reshape(size, size, depth)  # ConvNetJS Vol order: rows, then columns, channels interleaved
-    elif depth == 1 and arr.shape in ((size, size), (1, size, size), (size, size, 1)):
-        arr = arr.reshape(size, size, 1)
-    elif depth == 3 and arr.shape == (size, size, 3):
+        arr = arr.reshape(height, width, depth)  # ConvNetJS Vol order: rows, then columns, channels interleaved
+    elif depth == 1 and arr.shape in ((height, width), (1, height, width), (height, width, 1)):
+        arr = arr.reshape(height, width, 1)
+    elif depth == 3 and arr.shape == (height, width, 3):
         pass
-    elif depth == 3 and arr.shape == (3, size, size):
+    elif depth == 3 and arr.shape == (3, height, width):
         arr = arr.transpose(1, 2, 0)
     else:
         raise ValueError(f"pixels have shape {list(arr.shape)}; {expected}")
@@ -129,8 +139,9 @@ def from_pixels(values, depth: int, size: int = 28) -> np.ndarray:
     return np.rint(arr).astype(np.uint8).transpose(2, 0, 1).copy()
 
 
-def _expected(depth: int, size: int) -> str:
-    n = size * size * depth
+def _expected(depth: int, width: int, height: int) -> str:
+    n = width * height * depth
     if depth == 1:
-        return f"expected {n} numbers, or {size} rows of {size} numbers"
-    return f"expected {n} numbers (RGB interleaved), or {size} rows of {size} [r, g, b] triples, or [3][{size}][{size}]"
+        return f"expected {n} numbers, or {height} rows of {width} numbers"
+    return (f"expected {n} numbers (RGB interleaved), or {height} rows of {width} [r, g, b] triples, "
+            f"or [3][{height}][{width}]")

@@ -10,8 +10,9 @@ from collections import OrderedDict
 
 import torch
 
+from service.spec.datasets import DatasetInfo
 from service.store.predictions import answer, take
-from worker import imaging
+from worker import data, imaging
 from worker.data import center_crop, to_input
 from worker.exports import load_net
 from worker.model import Net
@@ -27,7 +28,7 @@ class Predictor(threading.Thread):
         super().__init__(daemon=True, name="predictor")
         self.ctx, self.poll_seconds = ctx, poll_seconds
         self.stopped = threading.Event()
-        self.models: OrderedDict[tuple[str, str], Net] = OrderedDict()
+        self.models: OrderedDict[tuple[str, str], tuple[Net, DatasetInfo]] = OrderedDict()
 
     def run(self) -> None:
         r = self.ctx.store.r
@@ -52,8 +53,8 @@ class Predictor(threading.Thread):
             except Exception as exc:
                 log.warning("could not answer a prediction: %s", exc)
 
-    def model(self, job_id: str) -> Net:
-        """The job's trained model, loaded once and kept while it is among the recently used."""
+    def model(self, job_id: str) -> tuple[Net, DatasetInfo]:
+        """The job's trained model and what it was trained on, loaded once and kept while among the recently used."""
         info = self.ctx.store.model_info(job_id)
         if info is None:
             raise ValueError("the job has no trained model")
@@ -61,7 +62,8 @@ class Predictor(threading.Thread):
         if key not in self.models:
             saved = torch.load(io.BytesIO(self.ctx.artifacts.get(job_id, info["file"])), map_location="cpu",
                                weights_only=True)
-            self.models[key] = load_net(saved)
+            trained_on = self.ctx.store.get(job_id)["request"]["data"]
+            self.models[key] = load_net(saved), data.info_of(trained_on, self.ctx.artifacts)
             while len(self.models) > CACHED_MODELS:
                 self.models.popitem(last=False)
         self.models.move_to_end(key)
@@ -69,16 +71,19 @@ class Predictor(threading.Thread):
 
     @torch.no_grad()
     def handle(self, request: dict) -> dict:
-        net = self.model(request["job"])
+        net, info = self.model(request["job"])
         first = net.spec[0]
-        depth, size = first["out_depth"], 28 if first["out_depth"] == 1 else 32
+        depth = first["out_depth"]
         cfg = self.ctx.config
         if request["kind"] == "image":
             image = imaging.decode(base64.b64decode(request["payload"]), max_bytes=cfg.max_upload_bytes,
                                    max_pixels=cfg.max_upload_pixels)
-            pixels = imaging.fit_like_mnist(image, depth, size)
+            if info.name in ("mnist", "fashion-mnist"):  # fitted as MNIST's digits were made
+                pixels = imaging.fit_like_mnist(image, depth, info.width)
+            else:  # the dataset's own images were only resized, so a user's picture is too
+                pixels = imaging.resize(image, depth, info.width, info.height)
         else:
-            pixels = imaging.from_pixels(request["payload"], depth, size)
+            pixels = imaging.from_pixels(request["payload"], depth, info.width, info.height)
         x = torch.from_numpy(pixels)[None]
         x = center_crop(x, first["out_sy"], first["out_sx"])
         probabilities = torch.softmax(net(to_input(x)), 1)[0].tolist()

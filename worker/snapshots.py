@@ -58,8 +58,9 @@ def take(net: Net, image_uint8: torch.Tensor, label: int) -> Snapshot:
             entry["filters"] = layer["filters"]
         entry["act_min"], entry["act_max"] = act_range = _range(act)
         entry["grad_min"], entry["grad_max"] = grad_range = _range(grad)
-        images[f"layer-{i}-activations.png"] = _png(_maps_image(act, *act_range))
-        images[f"layer-{i}-gradients.png"] = _png(_maps_image(grad, *grad_range))
+        colour = rgb and layer["out_depth"] == 3  # still the image's own channels: one RGB picture
+        images[f"layer-{i}-activations.png"] = _png(_maps_image(act, *act_range, colour))
+        images[f"layer-{i}-gradients.png"] = _png(_maps_image(grad, *grad_range, colour))
         if layer["type"] in WEIGHTED:
             weight = net.layers[i - 1].weight
             w = weight.detach().float().cpu().numpy()
@@ -153,8 +154,11 @@ def _scale(values: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray
     return np.clip((clean - lo) * (255.0 / (hi - lo)), 0, 255).round().astype(np.uint8)
 
 
-def _maps_image(maps: np.ndarray, lo, hi) -> Image.Image:
-    """(C, H, W) maps as grey tiles: 1x1 maps in one row, larger ones in a near-square grid."""
+def _maps_image(maps: np.ndarray, lo, hi, colour: bool = False) -> Image.Image:
+    """(C, H, W) maps as grey tiles: 1x1 maps in one row, larger ones in a near-square grid; or, `colour`,
+    three maps as one RGB tile."""
+    if colour:
+        return _grid(_scale(maps, lo, hi).transpose(1, 2, 0)[None], 1)
     n, h, w = maps.shape
     cols = min(n, ROW_CELLS) if h == w == 1 else math.ceil(math.sqrt(n))
     return _grid(_scale(maps, lo, hi), cols)

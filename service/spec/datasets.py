@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 from dataclasses import dataclass
 
 from service.errors import ConvtrainError
@@ -89,6 +90,22 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
     )
 }
+
+
+# An uploaded dataset's name: short, lower case, safe in a URL and a form field.
+UPLOAD_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+UPLOAD_FORMAT = "upload"  # the worker reads an upload from the artifact store by its content hash
+
+
+def uploaded(record: dict) -> DatasetInfo:
+    """The registry-style entry of an uploaded dataset's record (service/store/datasets.py)."""
+    return DatasetInfo(
+        name=record["name"], title=record.get("title") or record["name"],
+        width=record["width"], height=record["height"], depth=record["depth"],
+        num_classes=len(record["class_names"]), class_names=tuple(record["class_names"]),
+        train_size=record["train_size"], test_size=record["test_size"],
+        files=(), torchvision="", format=UPLOAD_FORMAT,
+    )
 
 
 def get(name: str) -> DatasetInfo:

@@ -1,0 +1,35 @@
+"""IDX files (MNIST's format): unsigned-byte arrays with a big-endian header, read and written in pure Python.
+
+The canonical stored form of an uploaded dataset is IDX too: images as (N, height, width, depth) and labels
+as (N,), one byte each, so the worker reads uploads with the same reader as MNIST.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from service.datasets.limits import refuse
+
+UBYTE = 0x08
+
+
+def shape(name: str, data: bytes, max_dims: int = 4) -> tuple[tuple[int, ...], int]:
+    """The shape of the unsigned-byte IDX array in `data` and the offset of its values, its length checked."""
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != UBYTE or not 1 <= data[3] <= max_dims:
+        raise refuse(f"{name} is not an unsigned-byte IDX file")
+    ndim = data[3]
+    offset = 4 + 4 * ndim
+    if len(data) < offset:
+        raise refuse(f"{name}: the IDX header is truncated")
+    dims = struct.unpack(f">{ndim}I", data[4:offset])
+    n = 1
+    for d in dims:
+        n *= d
+    if len(data) != offset + n:
+        raise refuse(f"{name} has {len(data) - offset:,} bytes of values, but its shape {list(dims)} needs {n:,}")
+    return dims, offset
+
+
+def encode(dims: tuple[int, ...], values: bytes) -> bytes:
+    """An unsigned-byte IDX file of `values` with shape `dims`."""
+    return bytes((0, 0, UBYTE, len(dims))) + struct.pack(f">{len(dims)}I", *dims) + values
