@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/recovery.py
 	$(BIN)/python bench/jsparse_speed.py
 	$(BIN)/python bench/sweep_planning.py
+	$(BIN)/python bench/search_efficiency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

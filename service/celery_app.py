@@ -9,6 +9,7 @@ from celery import Celery
 from service.config import Config
 
 TRAIN_TASK = "convtrain.train"
+SEARCH_TASK = "convtrain.search.advance"  # one short step of a search: tell Optuna what ended, queue what is next
 QUEUES = ("cpu", "gpu", "auto")
 
 

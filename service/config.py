@@ -52,6 +52,25 @@ class Config:
     sweep_max_repeats: int = 100
     sweep_max_jobs: int = 500  # variants x grid combinations x repeats
     sweep_max_check_bytes: int = 1 << 20  # JSON of the distinct job requests that planning validates, added up
+    # Searches (POST /v1/searches): counted before any architecture is validated (service/spec/search.py).
+    search_max_architectures: int = 20
+    search_max_space_paths: int = 20
+    search_max_choices: int = 100  # values of one choice path
+    search_max_trials: int = 500
+    search_max_parallel: int = 16  # trials queued or training at once
+    search_advance_seconds: float = 30.0  # a running search not advanced this long gets its advance task again
+    # Dataset uploads (POST /v1/datasets): every size is checked from zip directories and image headers
+    # before anything is decompressed or decoded (service/datasets/).
+    dataset_max_upload_bytes: int = 64 << 20
+    dataset_max_unpacked_bytes: int = 256 << 20  # zip members' declared sizes, added up
+    dataset_max_files: int = 100_000  # zip members
+    dataset_max_images: int = 100_000
+    dataset_max_image_pixels: int = 1_000_000  # one image, width x height
+    dataset_max_total_pixels: int = 200_000_000  # the converted dataset: images x width x height x depth
+    dataset_max_classes: int = 256  # labels are stored as bytes
+    dataset_max_ratio: int = 200  # a zip member's uncompressed size over its compressed size: more is a bomb
+    quota_datasets: int = 20  # datasets per tenant
+    quota_dataset_bytes: int = 1 << 30  # converted bytes of a tenant's datasets, added up
 
     @property
     def data_path(self) -> Path:

@@ -90,6 +90,12 @@ class Invalid(ConvtrainError):
     status, title = 422, "Invalid request"
 
 
+class UploadRefused(Invalid):
+    """A dataset upload that is not one convtrain reads, or that breaks a limit: refused before decoding."""
+
+    title = "Invalid dataset upload"
+
+
 class OverQuota(ConvtrainError):
     """A quota that the request would exceed; `limit` names it and Retry-After says when to try again."""
 

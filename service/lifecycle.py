@@ -2,7 +2,7 @@
 
 ::
 
-    queued ──start──▶ running ──finish──▶ succeeded | failed | cancelled
+    queued ──start──▶ running ──finish──▶ succeeded | failed | cancelled | pruned
       ▲  │              │  ▲
       │  └─pause─▶ paused  └─ release (pause: paused; shutdown, lost lease: queued)
       └──resume──────┘
@@ -15,25 +15,27 @@ reaper's requeues, `Attempt` for a worker's fenced side (start, finish, release)
 
 from __future__ import annotations
 
-from service.celery_app import TRAIN_TASK, queue_for
+from service.celery_app import SEARCH_TASK, TRAIN_TASK, queue_for
 from service.errors import Conflict
 
 QUEUED, RUNNING, PAUSED = "queued", "running", "paused"
 SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
-TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+PRUNED = "pruned"  # a search's trial that its pruner stopped early: it ends with its model, as a success does
+TERMINAL = (SUCCEEDED, FAILED, CANCELLED, PRUNED)
+WITH_MODEL = (SUCCEEDED, PRUNED)  # the statuses whose job has a trained model, its exports and test predictions
 STATUSES = (QUEUED, RUNNING, PAUSED) + TERMINAL
 
 # The status each timeline event leaves the job in: these events travel as `status` events on the stream.
 STATUS_AFTER = {
     "started": RUNNING, "resumed": RUNNING, "paused": PAUSED, "queued": QUEUED, "requeued": QUEUED,
-    "cancelled": CANCELLED, "failed": FAILED, "finished": SUCCEEDED,
+    "cancelled": CANCELLED, "failed": FAILED, "finished": SUCCEEDED, "pruned": PRUNED,
 }
 
 
 def lua_constants() -> str:
     """The statuses as Lua locals, so that the scripts never spell a status themselves."""
     names = {"QUEUED": QUEUED, "RUNNING": RUNNING, "PAUSED": PAUSED, "SUCCEEDED": SUCCEEDED, "FAILED": FAILED,
-             "CANCELLED": CANCELLED}
+             "CANCELLED": CANCELLED, "PRUNED": PRUNED}
     lines = [f"local {name} = '{value}'" for name, value in names.items()]
     lines.append("local TERMINAL = {" + ", ".join(f"{s} = true" for s in TERMINAL) + "}")
     return "\n".join(lines) + "\n"
@@ -61,6 +63,12 @@ def publish(celery, job_id: str, device: str) -> None:
     the reaper republishes long-queued jobs, and a duplicate message is a no-op thanks to the lease.
     """
     celery.send_task(TRAIN_TASK, args=[job_id], queue=queue_for(device))
+
+
+def advance_search(celery, search_id: str) -> None:
+    """Send a search's advance step to whichever worker is free. A lost one costs nothing: the reaper sends
+    it again for a search that has not advanced for a while, and an extra one finds nothing to do."""
+    celery.send_task(SEARCH_TASK, args=[search_id], queue="auto")
 
 
 class JobControl:
@@ -152,6 +160,12 @@ class Attempt:
         """The job has succeeded: its result, and pointers to this attempt's model files and test predictions."""
         return self.store.finish(self.job_id, self.token, SUCCEEDED,
                                  {"event": "finished", "examples": examples, "result": result},
+                                 result=result, model=model, predictions=predictions, examples_seen=examples)
+
+    def pruned(self, examples: int, result: dict, model: dict | None, predictions: str | None = None) -> bool:
+        """The search's pruner stopped the job: it ends as a success does, with its model, but `pruned`."""
+        return self.store.finish(self.job_id, self.token, PRUNED,
+                                 {"event": "pruned", "examples": examples, "result": result},
                                  result=result, model=model, predictions=predictions, examples_seen=examples)
 
     def fail(self, error: dict) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -152,8 +153,9 @@ POLL_SECONDS = 0.05  # how often wait_status looks again; never a synchronisatio
 def wait_for(predicate, timeout: float = 60, what: str = "condition", every: float = 0.02):
     """Poll `predicate` until it returns something true, and return that; raise TimeoutError at the deadline.
 
-    The loop below is the only place where these tests sleep: each pass looks at an observable condition,
-    and the deadline only tells a hang from a slow machine (it is no claim about how fast anything is).
+    This loop and the two wait helpers above and below it (wait_worker, wait_status) are where these tests
+    sleep: each pass looks at an observable condition, and the deadline only tells a hang from a slow
+    machine (it is no claim about how fast anything is).
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -179,3 +181,35 @@ def wait_status(client, job_id: str, statuses, timeout: float = 120, headers: di
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s: {job}")
         time.sleep(POLL_SECONDS)  # polling loop of a wait helper: look again shortly
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict, log: Path | None = None, timeout: float = 60, stop_timeout: float = 15, **options):
+    """The API under gunicorn with `convtrain serve`'s arguments (`options` as gunicorn_args takes them) on a
+    free loopback port: yield its base URL once /healthz answers, and stop it at the end. A gunicorn that
+    exits before it answers fails the wait at once, with the tail of `log`."""
+    import requests
+
+    from service.cli.embedded import free_port
+    from service.cli.serve import gunicorn_args
+
+    port = free_port()
+    with (log.open("ab") if log else open(os.devnull, "wb")) as out:
+        proc = subprocess.Popen(gunicorn_args("127.0.0.1", port, **options), env=env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}: {log.read_text()[-3000:] if log else ''}")
+        try:
+            return requests.get(f"{base}/healthz", timeout=5).ok
+        except requests.RequestException:  # not listening yet, or still importing the app
+            return False
+
+    try:
+        wait_for(healthy, timeout, "gunicorn answering /healthz", every=0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(stop_timeout)

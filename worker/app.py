@@ -12,8 +12,9 @@ from celery.exceptions import Reject
 from celery.signals import worker_shutting_down
 
 from service import logs
-from service.celery_app import QUEUES, TRAIN_TASK, make_celery
+from service.celery_app import QUEUES, SEARCH_TASK, TRAIN_TASK, make_celery
 from service.config import Config
+from service.lifecycle import TERMINAL
 from service.storage import Artifacts
 from service.store.jobs import JobStore
 from service.store.reaper import Reaper
@@ -21,16 +22,19 @@ from service.store.workers import Workers
 from worker import exports
 from worker.predict import Predictor
 from worker.runner import WorkerContext, run_job
+from worker.search import Searches
 
 log = logging.getLogger("convtrain.worker")
 
 
 def build(config: Config, redis_url: str, *, device: str = "auto", name: str | None = None):
-    """The Celery app with the train task bound to this process's worker context."""
+    """The Celery app with the train and search tasks bound to this process's worker context."""
     app = make_celery(config, redis_url)
     ctx = WorkerContext(config=config, store=JobStore.from_url(redis_url),
                         artifacts=Artifacts(config.artifacts_url),
                         name=name or f"worker-{socket.gethostname()}-{os.getpid()}", device=device)
+    searches = Searches(ctx, app, redis_url)
+    ctx.trial_hooks = searches.trial_hooks
 
     @app.task(name=TRAIN_TASK, acks_late=True, ignore_result=True)
     def train(job_id: str) -> str:
@@ -38,7 +42,13 @@ def build(config: Config, redis_url: str, *, device: str = "auto", name: str | N
         if outcome == "requeued":
             # The job record is queued again; hand the message back at once for another worker.
             raise Reject("worker shutting down", requeue=True)
+        if outcome in TERMINAL:  # a search's trial has ended: its search takes its next step now
+            searches.after_job(job_id)
         return outcome
+
+    @app.task(name=SEARCH_TASK, acks_late=True, ignore_result=True)
+    def advance(search_id: str) -> str:
+        return searches.advance(search_id)
 
     return app, ctx
 

@@ -11,14 +11,10 @@ from numbers import Real
 
 import torch
 
-from service.spec.schemas import METHODS, SMALL_EPS_METHODS
+from service.spec.schemas import METHODS, default_eps
 from service.spec.schemas import TRAINER_LIVE_FIELDS as HYPER_NAMES
 
 _CONST_NAMES = ("ro", "eps", "beta1", "beta2")
-# npm convnetjs 0.3.0 defaults eps to 1e-6 (it has no adam/nesterov); the later
-# upstream trainer that added adam defaults to 1e-8. The job schema fills eps in the
-# same way, so a request always brings its own; this default serves direct callers.
-_EPS_DEFAULTS = dict.fromkeys(SMALL_EPS_METHODS, 1e-6)
 # A typo such as "l2_decay_multiplier" would otherwise be silently ignored.
 _GROUP_KEYS = {"params", "l1_decay_mul", "l2_decay_mul"}
 # ConvNetJS's per-parameter accumulators: gsum for every method but plain sgd (kept for sgd too,
@@ -75,7 +71,7 @@ class ConvNetJSOptimizer:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
         self.method = method
-        self.consts = {"ro": float(ro), "eps": _EPS_DEFAULTS.get(method, 1e-8) if eps is None else float(eps),
+        self.consts = {"ro": float(ro), "eps": default_eps(method) if eps is None else float(eps),
                        "beta1": float(beta1), "beta2": float(beta2)}
         self.param_groups = _groups(param_groups)
         self.params = [p for group in self.param_groups for p in group["params"]]

@@ -7,6 +7,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -14,11 +15,11 @@ import torch
 
 from service.config import Config
 from service.errors import public_message
-from service.lifecycle import Attempt, not_started
+from service.lifecycle import PRUNED, SUCCEEDED, Attempt, not_started
 from service.logs import job_context
 from service.spec.datasets import DatasetError
-from service.spec.netspec import analyze
 from service.spec.model_formats import FORMATS
+from service.spec.netspec import analyze
 from service.storage import Artifacts, sha256
 from service.store.jobs import JobStore
 from worker.exports import store_exports
@@ -75,6 +76,8 @@ class WorkerContext:
     draining: threading.Event = field(default_factory=threading.Event)
     rates: dict = field(default_factory=dict)  # examples/s of each job training here, for /metrics
     checkpoint_failures: int = 0  # checkpoint writes that failed since the worker started, for /metrics
+    # (record, job id, token, timeline) -> more Hooks fields for a search's trial (worker/search.py); None: none
+    trial_hooks: Callable[..., dict] | None = None
 
 
 class Heartbeat(threading.Thread):
@@ -134,11 +137,13 @@ def _train(ctx: WorkerContext, job_id: str, token: str, number: int, beat: Heart
             state = load_state(ctx.artifacts.get(job_id, record["checkpoint"]))
         network = analyze(request["network"], cfg.limits)
         initial = None if state is not None else initial_state(request, network.layers, ctx.artifacts, job_id)
-        training = Training(request, network, data_dir=cfg.data_path, device=device, state=state, initial=initial)
+        training = Training(request, network, data_dir=cfg.data_path, device=device, state=state, initial=initial,
+                            artifacts=ctx.artifacts)
         quietly(store.update, job_id, token, device=str(training.device))
         event = "resumed" if state is not None else "started"
         timeline.event({"event": event, "examples": training.examples, "attempt": number})
-        result = training.run(_hooks(ctx, job_id, token, beat, timeline))
+        trial = ctx.trial_hooks(record, job_id, token, timeline) if ctx.trial_hooks else {}
+        result = training.run(_hooks(ctx, job_id, token, beat, timeline, trial))
         timeline.flush()
         return _succeed(ctx, attempt, training, result)
     except Interrupted as stop:
@@ -171,10 +176,13 @@ def _succeed(ctx: WorkerContext, attempt: Attempt, training: Training, result: d
         {"test_acc": result["test_acc"], "predictions": training.predictions(PREDICTIONS)}).encode())
     model = {"file": f"{folder}/{FORMATS['pt'].file}", "format": "pt", "bytes": len(blob), "sha256": sha256(blob)}
     model["exports"] = store_exports(ctx.artifacts, job_id, weights, blob, folder)  # every format (worker/exports.py)
-    if patiently(attempt.succeed, training.examples, result, model, predictions):
-        log.info("job %s succeeded: test_acc %.4f", job_id, result["test_acc"], extra={"job_id": job_id})
+    # A trial that its search's pruner stopped ends the same way, with its weights, but `pruned`.
+    outcome = PRUNED if result.pop("pruned", False) else SUCCEEDED
+    end = attempt.pruned if outcome == PRUNED else attempt.succeed
+    if patiently(end, training.examples, result, model, predictions):
+        log.info("job %s %s: test_acc %.4f", job_id, outcome, result["test_acc"], extra={"job_id": job_id})
         _collect(ctx, job_id, keep=folder)
-        return "succeeded"
+        return outcome
     ctx.artifacts.remove(job_id, folder)  # fenced out: no record points to them
     return "lost"
 
@@ -187,7 +195,7 @@ def _collect(ctx: WorkerContext, job_id: str, keep: str) -> None:
             ctx.artifacts.remove(job_id, name)
 
 
-def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, timeline: Timeline) -> Hooks:
+def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, timeline: Timeline, trial: dict) -> Hooks:
     store, cfg = ctx.store, ctx.config
     last_flags = {"t": 0.0, "flags": {}}
 
@@ -234,7 +242,7 @@ def _hooks(ctx: WorkerContext, job_id: str, token: str, beat: Heartbeat, timelin
 
     return Hooks(on_metrics=on_metrics, on_event=on_event, on_checkpoint=on_checkpoint, on_snapshot=on_snapshot,
                  poll=poll, trainer_changes=trainer_changes, checkpoint_seconds=cfg.checkpoint_seconds,
-                 snapshot_seconds=cfg.snapshot_seconds)
+                 snapshot_seconds=cfg.snapshot_seconds, **trial)
 
 
 def write_checkpoint(ctx: WorkerContext, job_id: str, token: str, state: dict, timeline: Timeline) -> None:

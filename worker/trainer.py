@@ -50,6 +50,12 @@ class Hooks:
     snapshot_seconds: float = 5.0
     poll_seconds: float = 0.2
     metrics_examples: int | None = None  # a point every this many examples; None: point_spacing(budget)
+    # A search's rungs (examples): at the first batch end past each, on_rung gets the rung and the val_acc of
+    # the first `val_slice` validation images (the same images for every rung and every trial), and True
+    # back stops the loop there: the run ends as a finished one does, its result marked `pruned`.
+    rungs: tuple[int, ...] = ()
+    on_rung: Callable[[int, float | None], bool] | None = None
+    val_slice: int = 2000
 
 
 def point_spacing(total: int | None) -> int:
@@ -109,13 +115,14 @@ class Training:
 
     def __init__(self, request: dict, network: netspec.Network | None = None, *, data_dir=None,
                  device: str | torch.device = "cpu", state: dict | None = None, initial: dict | None = None,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, artifacts=None):
         self.request = request
         self.network = network or netspec.analyze(request["network"])
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         opts = request["data"]
         self.dataset = data.load(opts["dataset"], data_dir, device=self.device,
-                                 validation_fraction=opts["validation_fraction"])
+                                 validation_fraction=opts["validation_fraction"],
+                                 upload=opts.get("upload"), artifacts=artifacts)  # an upload: by its hash
         first = self.network.input
         self.input_size = (first["out_sy"], first["out_sx"])
         image_size = tuple(self.dataset.train.images.shape[-2:])
@@ -134,7 +141,8 @@ class Training:
         crop = self.input_size if self.input_size != image_size and opts["augment"]["crop"] else None
         self.center = self.input_size != image_size and crop is None
         self.stream = data.BatchStream(self.dataset.train, trainer["batch_size"], crop=crop,
-                                       flip=opts["augment"]["flip"], generator=generator, device=self.device,
+                                       flip=opts["augment"]["flip"], shift=opts["augment"].get("shift", 0),
+                                       generator=generator, device=self.device,
                                        dtype=dtype)
         self.eval_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.log = BatchLog(SOFTMAX_MAX_LOSS if self.model.loss_type == "softmax" else float("inf"))
@@ -182,6 +190,8 @@ class Training:
         last_poll = last_ckpt = last_emit = started
         last_snapshot = started - hooks.snapshot_seconds  # the first pictures come with the first batch
         emit_examples = self.examples
+        rungs = [r for r in sorted(hooks.rungs) if r > self.examples] if hooks.on_rung else []
+        pruned = False
         done = self._done(total)
         while not done:
             n = optimizer.until_update  # the batch ends where ConvNetJS's k % batch_size reaches 0
@@ -209,6 +219,9 @@ class Training:
             if self.examples >= self.next_val and len(self.dataset.val):
                 self._validate_window()
                 self.next_val += self.request["data"]["val_interval"]
+            while rungs and self.examples >= rungs[0] and not done:
+                if hooks.on_rung(rungs.pop(0), self.rung_accuracy(hooks.val_slice)):
+                    pruned = done = True
             if self.examples >= next_point or done:
                 self._emit(hooks, (self.examples - emit_examples) / max(now - last_emit, 1e-9), *clock.read())
                 next_point = (self.examples // spacing + 1) * spacing
@@ -225,7 +238,10 @@ class Training:
         train_seconds = self.elapsed - elapsed_before
         if hooks.on_snapshot:
             hooks.on_snapshot(self.snapshot(), self.examples)
-        return self._finish((self.examples - examples_before) / max(train_seconds, 1e-9))
+        result = self._finish((self.examples - examples_before) / max(train_seconds, 1e-9))
+        if pruned:
+            result["pruned"] = True
+        return result
 
     def _emit(self, hooks: Hooks, rate: float, fwd: float, bwd: float) -> None:
         diverged = self.log.flush()
@@ -285,6 +301,11 @@ class Training:
     def predictions(self, limit: int = 100) -> list[dict]:
         """The first `limit` test images with their top-3 classes."""
         return snapshots.predictions(self.model, self.dataset.test, self.input_size, limit, device=self.device)
+
+    def rung_accuracy(self, images: int) -> float | None:
+        """Accuracy on the first `images` of the validation split: a fixed slice, so rungs compare trials."""
+        val = self.dataset.val
+        return self.accuracy(data.Split(val.images[:images], val.labels[:images]))
 
     def _validate_window(self) -> None:
         """Accuracy on the next `val_examples` held-out images, cycling through the split."""

@@ -11,7 +11,9 @@ from service.celery_app import make_celery
 from service.config import Config
 from service.lifecycle import JobControl
 from service.storage import Artifacts
+from service.store.datasets import DatasetStore
 from service.store.jobs import JobStore
+from service.store.searches import SearchStore
 from service.store.sweeps import SweepStore
 from service.store.workers import Workers
 
@@ -27,18 +29,21 @@ class Services:
     control: JobControl
     sweeps: SweepStore
     workers: Workers
+    datasets: DatasetStore
+    searches: SearchStore
 
     @classmethod
     def build(cls, config: Config, url: str) -> "Services":
         store, celery = JobStore.from_url(url), make_celery(config, url)
         return cls(config, store, celery, Artifacts(config.artifacts_url), JobControl(store, celery),
-                   SweepStore(store.r), Workers(store.r))
+                   SweepStore(store.r), Workers(store.r), DatasetStore(store.r), SearchStore(store.r))
 
 
 def create_app(config: Config | None = None, redis_url: str | None = None) -> Flask:
     """Build the API for `config`; `redis_url` overrides config.redis_url (the embedded server's URL)."""
     from service.api import (
         dashboard,
+        datasets,
         docs,
         events,
         health,
@@ -49,6 +54,7 @@ def create_app(config: Config | None = None, redis_url: str | None = None) -> Fl
         observability,
         predict,
         problems,
+        searches,
         security,
         sweeps,
     )
@@ -63,7 +69,7 @@ def create_app(config: Config | None = None, redis_url: str | None = None) -> Fl
     app.extensions["convtrain"] = Services.build(config, url)
     problems.register(app)
     for module in (jobs, events, layers, predict, models, networks, health, docs, dashboard, observability,
-                   security, sweeps):
+                   security, sweeps, datasets, searches):
         app.register_blueprint(module.bp)
     security.init_app(app)
     observability.init_app(app)

@@ -25,8 +25,8 @@ ASSETS = {
     "app.js": ("dashboard.js", JS),
     "app.css": ("dashboard.css", "text/css"),
     **{f"{name}.js": (f"dashboard-{name}.js", JS) for name in (
-        "api", "charts", "controls", "dom", "editor", "format", "job", "jobs-list", "layers",
-        "predictions", "spec-lines", "state")},
+        "api", "charts", "controls", "datasets", "dom", "editor", "format", "job", "jobs-list", "layers",
+        "predictions", "searches", "spec-lines", "state")},
 }
 
 

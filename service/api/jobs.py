@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -9,6 +10,7 @@ import re
 from flask import Blueprint, Response, request, url_for
 
 from service.api.body import json_body
+from service.api.datasets import uploads_of_caller
 from service.api.lookup import services, visible_job
 from service.api.params import choice_arg, cursor_arg, int_arg
 from service.api.security import principal
@@ -57,7 +59,8 @@ def submit():
     if key is not None and not re.fullmatch(r"[\x21-\x7e]{1,200}", key):
         raise BadRequest("Idempotency-Key must be 1 to 200 visible ASCII characters")
     # init {"job": ID} (service/spec/initial_weights.py): the job must be one this caller can see.
-    job_request, network = initial_weights.load_request(body, s.config, _visible_or_none, load_job_request)
+    load = functools.partial(load_job_request, uploads=uploads_of_caller())  # data.dataset may be the caller's
+    job_request, network = initial_weights.load_request(body, s.config, _visible_or_none, load)
     job_id, claimed = new_id(), None
     if key:
         # Keys are per principal: another tenant's key neither collides with yours nor reveals its job.

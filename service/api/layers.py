@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request, url_for
 from service.api.lookup import services, visible_job
 from service.api.params import int_arg
 from service.errors import Conflict, NotFound
+from service.lifecycle import WITH_MODEL
 
 bp = Blueprint("layers", __name__, url_prefix="/v1/jobs")
 PICTURES = ("activations", "gradients", "filters")
@@ -59,7 +60,7 @@ def picture(job_id: str, index: int, kind: str):
 def predictions(job_id: str):
     job = visible_job(job_id)
     limit = int_arg("limit", 20, 1, 100)
-    if job["status"] != "succeeded":
+    if job["status"] not in WITH_MODEL:
         raise Conflict(f"the job is {job['status']}; test predictions come when it has succeeded")
     try:
         saved = json.loads(services().artifacts.get(job_id, services().store.predictions_file(job_id)))

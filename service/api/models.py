@@ -7,6 +7,7 @@ from flask import Blueprint, Response
 from service.api.lookup import services, visible_job
 from service.api.params import choice_arg
 from service.errors import Conflict, NotFound
+from service.lifecycle import WITH_MODEL
 from service.spec.model_card import card as model_card
 from service.spec.model_card import exports, file_name
 from service.spec.model_formats import FORMATS
@@ -17,7 +18,7 @@ bp = Blueprint("models", __name__, url_prefix="/v1/jobs")
 
 def _succeeded(job_id: str) -> dict:
     job = visible_job(job_id)
-    if job["status"] != "succeeded":
+    if job["status"] not in WITH_MODEL:  # a pruned trial keeps the weights it stopped with
         raise Conflict(f"the job is {job['status']}; its model is available once it has succeeded")
     return job
 

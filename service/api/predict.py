@@ -16,6 +16,7 @@ from service.errors import (
     Invalid,
     UnsupportedMediaType,
 )
+from service.lifecycle import WITH_MODEL
 from service.store.predictions import ask
 
 bp = Blueprint("predict", __name__, url_prefix="/v1/jobs")
@@ -51,7 +52,7 @@ def predict(job_id: str):
     s = services()
     request.max_content_length = s.config.max_upload_bytes
     job = visible_job(job_id)
-    if job["status"] != "succeeded":
+    if job["status"] not in WITH_MODEL:
         raise Conflict(f"the job is {job['status']}; predictions need a succeeded job")
     kind, payload = _payload()
     answer = ask(s.store.r, job_id, kind, payload, s.config.predict_timeout_seconds)  # NoPredictor: 503

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, url_for
 from service import report
 from service.api import sweep_views
 from service.api.body import json_body
+from service.api.datasets import uploads_of_caller
 from service.api.jobs import store_jobs
 from service.api.lookup import services, visible_sweep
 from service.api.params import choice_arg, cursor_arg, int_arg
@@ -40,7 +41,7 @@ def submit():
     except InvalidSpec as exc:
         raise InvalidSpec(exc.errors, title="Invalid sweep",
                           detail=f"{len(exc.errors)} problem(s) found; nothing was queued") from None
-    planned = sweep_spec.plan(spec, s.config)  # InvalidSweep names every bad variant
+    planned = sweep_spec.plan(spec, s.config, uploads_of_caller())  # InvalidSweep names every bad variant
 
     # Repeat-major order: the first repeat of every variant trains first, so a partial sweep compares them all.
     order = [(i, repeat) for repeat in range(spec.repeats) for i in range(len(planned))]

@@ -66,6 +66,27 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--wait", action="store_true", help="follow it, print the table, save FILE's stem .md/.csv/.png")
     c.add_argument("--out", help="folder for the report files (default: FILE's folder)")
     c.add_argument("--url", default=os.environ.get("CONVTRAIN_URL", DEFAULT_URL), help="the service's base URL")
+    c = sub.add_parser("search", help="submit an architecture search; with --wait, follow it and save its report")
+    c.add_argument("file", help="a search request (JSON): base, architectures, space, trials, pruner")
+    c.add_argument("--wait", action="store_true", help="follow it, print the leaderboard, save FILE's stem .md/.csv/.png")
+    c.add_argument("--out", help="folder for the report files (default: FILE's folder)")
+    c.add_argument("--url", default=os.environ.get("CONVTRAIN_URL", DEFAULT_URL), help="the service's base URL")
+    c = sub.add_parser("dataset", help="upload, list and delete datasets to train on")
+    actions = c.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    d = actions.add_parser("upload", help="upload a .zip of class folders, an .npz, or up to 4 IDX files as NAME")
+    d.add_argument("files", nargs="+", metavar="FILE")
+    d.add_argument("--name", required=True, help="a-z, 0-9, '.', '_', '-'; replaces your dataset of that name")
+    d.add_argument("--title")
+    d.add_argument("--width", type=int, metavar="W", help="resize the images to W x H (give --height too)")
+    d.add_argument("--height", type=int, metavar="H")
+    d.add_argument("--depth", type=int, metavar="D", help="1 makes the images grey, 3 colour")
+    d.add_argument("--class-names", metavar="JSON", help='an .npz\'s or IDX upload\'s classes: \'["cat", "dog"]\'')
+    d = actions.add_parser("list", help="list the built-in datasets and yours")
+    d.add_argument("--json", action="store_true", help="print the records as the API returns them")
+    d = actions.add_parser("delete", help="delete one of your datasets (jobs trained on it keep their copy)")
+    d.add_argument("name")
+    for d in actions.choices.values():
+        d.add_argument("--url", default=os.environ.get("CONVTRAIN_URL", DEFAULT_URL), help="the service's base URL")
     return p
 
 
@@ -100,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         from service.cli.sweeps import run as sweep_run
 
         return sweep_run(args)
+    if args.command == "search":
+        from service.cli.searches import run as search_run
+
+        return search_run(args)
+    if args.command == "dataset":
+        from service.cli.datasets import run as dataset_run
+
+        return dataset_run(args)
     from service.cli import jobs as client_cmd
 
     return client_cmd.run(args)

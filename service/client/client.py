@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from service.client import jobs, sweeps
+from service.client.datasets import Dataset, upload_form
 from service.client.jobs import Job
+from service.client.searches import Search
 from service.client.session import Session
 from service.client.sweeps import Sweep
 
@@ -63,3 +65,41 @@ class Client:
         """Your sweeps, newest first, page after page (summaries: `refresh()` one for its variants and table)."""
         for record in self.session.pages("/v1/sweeps", "sweeps", {"limit": page_size}):
             yield Sweep(self.session, record)
+
+    def search(self, spec: dict | str | Path) -> Search:
+        """Queue an architecture search: a search request (dict) or the `.json` file holding one, read as a
+        sweep's is."""
+        return Search(self.session, self.session.json("POST", Search.collection, json=sweeps.request_body(spec)))
+
+    def get_search(self, search_id: str) -> Search:
+        """The search with this id, fetched (ApiError 404 when it does not exist for you)."""
+        search = Search(self.session, {"id": search_id})
+        search.refresh()
+        return search
+
+    def searches(self, page_size: int = 50) -> Iterator[Search]:
+        """Your searches, newest first, page after page (summaries: a trial's details fetch the whole search)."""
+        for record in self.session.pages(Search.collection, "searches", {"limit": page_size}):
+            yield Search(self.session, record)
+
+    def upload_dataset(self, paths: str | Path | Sequence[str | Path], name: str, *, title: str | None = None,
+                       width: int | None = None, height: int | None = None, depth: int | None = None,
+                       class_names: Sequence[str] | str | None = None) -> Dataset:
+        """Upload a dataset under `name` (replacing yours of that name): a `.zip` of class folders
+        (train/<class>/*.png, optional test/<class>/), an `.npz`, or a list of up to 4 IDX files named as MNIST
+        ships them (plain or .gz). `width` and `height` (together) resize the images, `depth` 1 or 3 makes them
+        grey or colour, `class_names` names an npz's or IDX's classes. Streamed from the files."""
+        form = upload_form(paths, name, title=title, width=width, height=height, depth=depth,
+                           class_names=class_names)
+        record = self.session.json("POST", Dataset.collection, data=form, headers={"Content-Type": form.content_type})
+        return Dataset(self.session, record)
+
+    def datasets(self) -> list[Dataset]:
+        """The datasets jobs can train on: the built-in ones first, then your uploads."""
+        return [Dataset(self.session, record) for record in self.session.json("GET", Dataset.collection)["datasets"]]
+
+    def dataset(self, name: str) -> Dataset:
+        """The dataset of this name, fetched (ApiError 404 when it is neither built in nor yours)."""
+        dataset = Dataset(self.session, {"name": name})
+        dataset.refresh()
+        return dataset

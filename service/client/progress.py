@@ -8,10 +8,10 @@ from service.text import metric_words
 
 
 class Bar:
-    """Examples done out of the budget, with the latest loss and accuracy and the status after the bar."""
+    """Examples (or a search's trials: `unit`) done out of the total, with the latest figures and the status."""
 
-    def __init__(self, label: str):
-        self.bar = tqdm(desc=label, unit="ex", unit_scale=True, dynamic_ncols=True)
+    def __init__(self, label: str, unit: str = "ex"):
+        self.bar = tqdm(desc=label, unit=unit, unit_scale=unit == "ex", dynamic_ncols=True)
 
     def show(self, seen: int, total: int | None, words: list[str]) -> None:
         if total != self.bar.total:

@@ -20,6 +20,7 @@ class Resource(ABC):
     """A job or sweep of the service; `record` is what the last GET (or the call that made it) returned."""
 
     collection = ""  # the listing's path, e.g. /v1/jobs
+    unit = "ex"  # what its progress bar counts
 
     def __init__(self, session: Session, record: dict):
         self.session = session
@@ -65,7 +66,7 @@ class Resource(ABC):
         """Follow it until it ends, with a progress bar (a terminal's or Jupyter's) when `progress`; return the
         final record, whatever the outcome (see `status`). WaitTimeout after `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        bar = Bar(f"{type(self).__name__.lower()} {self.id}") if progress else None
+        bar = Bar(f"{type(self).__name__.lower()} {self.id}", self.unit) if progress else None
         try:
             for record in self.follow(every):
                 if bar:

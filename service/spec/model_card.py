@@ -42,6 +42,7 @@ def card(job: dict) -> dict:
         "network": {"spec": request["network"], "params": summary["params"], "macs": summary["macs"],
                     "layers": [_layer(layer) for layer in summary["layers"]]},
         "trainer": request["trainer"],
+        "defaults": request.get("defaults", {}),
         "data": request["data"],
         "budget": request["budget"],
         "seed": request["seed"],

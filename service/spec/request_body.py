@@ -31,8 +31,9 @@ def parse_json(text: str | bytes, config: Config) -> Any:
         raise InvalidSpec([SpecError("", str(exc))]) from None
 
 
-def check(body: Any, config: Config) -> netspec.Network:
-    """Validate any of the three accepted shapes; return the network or raise InvalidSpec."""
+def check(body: Any, config: Config, uploads=None) -> netspec.Network:
+    """Validate any of the three accepted shapes (`uploads`: the caller's datasets, as
+    schemas.load_job_request takes them); return the network or raise InvalidSpec."""
     if isinstance(body, list):
         raise InvalidSpec([SpecError("", "expected a JSON object, not a list; to check a list of layers, "
                                          'wrap it as {"layers": [...]}')])
@@ -43,7 +44,7 @@ def check(body: Any, config: Config) -> netspec.Network:
         return netspec.analyze(body, config.limits, prefix="network")
     if "budget" not in body:
         body = {**body, "budget": _ANY_BUDGET}
-    _, network = schemas.load_job_request(body, config)
+    _, network = schemas.load_job_request(body, config, uploads)
     return network
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import random
-from typing import Any
+from typing import Any, Callable
 
 from marshmallow import (
     RAISE,
@@ -26,8 +26,22 @@ from service.spec.netspec import InvalidSpec, SpecError
 
 METHODS = ("sgd", "adam", "adagrad", "adadelta", "windowgrad", "nesterov")
 DEVICES = ("auto", "cpu", "gpu")
-# ConvNetJS 0.3.0 (npm) uses eps 1e-6 for these; its source default 1e-8 otherwise.
-SMALL_EPS_METHODS = ("adadelta", "adagrad", "windowgrad")
+# ConvNetJS versions disagree on eps: 0.3.0 (npm) defaults it to 1e-6 for every method and has no adam
+# or nesterov; the later upstream trainer defaults it to 1e-8 for every method. A method 0.3.0 has follows
+# 0.3.0 (adadelta's first steps are about sqrt(eps) long: 1e-8 learns visibly slower), the others upstream.
+# The accepted request names the version it filled in under "defaults", so a user sees which one applied.
+SMALL_EPS_METHODS = ("sgd", "adagrad", "adadelta", "windowgrad")
+EPS_SOURCES = {
+    1e-6: "convnetjs 0.3.0 (npm): 1e-6 for sgd, adagrad, adadelta, windowgrad",
+    1e-8: "convnetjs upstream trainer (after 0.3.0, which has no adam or nesterov): 1e-8 for adam, nesterov",
+}
+
+
+def default_eps(method: str) -> float:
+    """The eps a request without one gets for `method` (EPS_SOURCES says from which ConvNetJS version)."""
+    return 1e-6 if method in SMALL_EPS_METHODS else 1e-8
+
+
 MAX_SUGGESTIONS = 20  # unknown fields that get a 'did you mean' (the rest are named only)
 TRAINER_LIVE_FIELDS = ("learning_rate", "momentum", "batch_size", "l1_decay", "l2_decay")
 
@@ -72,10 +86,15 @@ def _one_of(name, choices):
     """Validator for a closed set of names that suggests the nearest one."""
     def check(value):
         if value not in choices:
-            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ValidationError(f"unknown {name} {netspec.as_json_text(value)}; choose one of {', '.join(choices)}.{hint}")
+            raise ValidationError(_unknown(name, value, choices))
     return check
+
+
+def _unknown(name, value, choices) -> str:
+    """The sentence for a name outside `choices`, with the nearest one suggested."""
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return f"unknown {name} {netspec.as_json_text(value)}; choose one of {', '.join(choices)}.{hint}"
 
 
 def _range(name, lo=None, hi=None, lo_inclusive=True, hi_inclusive=True):
@@ -127,12 +146,16 @@ class TrainerPatchSchema(Base):
 class AugmentSchema(Base):
     crop = StrictBool(load_default=True)
     flip = StrictBool(load_default=False)
+    # Random moves of up to this many pixels, zeros filled in (the CIFAR-10 demo uses 2); absent means 0.
+    shift = StrictInt(validate=_range("shift", 0, 8))
 
 
 class DataSchema(Base):
     """Which dataset, how it is split, augmented and evaluated."""
 
-    dataset = fields.String(load_default="mnist", validate=_one_of("dataset", tuple(datasets.DATASETS)))
+    # A built-in dataset or one of the caller's uploads: resolved in load_job_request, which knows the caller.
+    dataset = fields.String(load_default="mnist", validate=validate.Length(
+        min=1, max=64, error="dataset must be the name of a dataset, 1 to 64 characters"))
     validation_fraction = Number(load_default=0.1, validate=_range("validation_fraction", 0, 0.5))
     augment = fields.Nested(AugmentSchema, load_default=lambda: AugmentSchema().load({}))
     val_interval = StrictInt(load_default=5000, validate=_range("val_interval", 1, 10**9))
@@ -255,17 +278,26 @@ def _refuse_crowds(body: dict) -> None:
         raise InvalidSpec(crowded)
 
 
-def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
-    """Check a whole job request; return it with every default filled in, and its network. Raise InvalidSpec."""
+def load_job_request(body: Any, config: Config, uploads: Callable[[str], dict | None] | None = None
+                     ) -> tuple[dict, netspec.Network]:
+    """Check a whole job request; return it with every default filled in, and its network. Raise InvalidSpec.
+
+    `uploads` finds one of the caller's uploaded datasets by name (a record, or None); a request naming one
+    gets its content hash pinned as data.upload, so the job trains on these images whatever happens later.
+    """
     if not isinstance(body, dict):
         raise InvalidSpec([SpecError("", f"a job request must be a JSON object, not {netspec.type_name(body)}")])
     _refuse_crowds(body)
     schema = JobRequestSchema()
     errors: list[SpecError] = []
+    if "defaults" in body:  # a job's accepted request sent back: the service writes this field, never a user
+        errors.append(SpecError("defaults", "defaults is written by the service (where a filled-in default came "
+                                            "from); leave it out of a request"))
+        body = {k: v for k, v in body.items() if k != "defaults"}
     try:
         request = schema.load(body)
     except ValidationError as exc:
-        errors = _friendly(_flatten(exc.messages), body, schema)
+        errors += _friendly(_flatten(exc.messages), body, schema)
         # Keep the sections that loaded cleanly, so their own checks still run and
         # every problem is reported at once; marshmallow's valid_data also holds
         # half-loaded sections, which would be checked against the wrong values.
@@ -304,8 +336,12 @@ def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
             network = netspec.analyze(request["network"], config.limits)
         except InvalidSpec as exc:
             errors += _with_lines(exc.errors, lines)
-    if network is not None and "data" in request:
-        errors += _check_fits_dataset(network, request["data"])
+    info = None
+    if "data" in request:
+        info, dataset_errors = _resolve_dataset(request["data"], uploads)
+        errors += dataset_errors
+    if network is not None and info is not None:
+        errors += _check_fits_dataset(network, info)
     if network is not None and init_network is not None:  # init: the snapshot must fit the network
         errors += initial_weights.snapshot_difference(network, init_network)
     if "budget" in request:
@@ -319,7 +355,9 @@ def load_job_request(body: Any, config: Config) -> tuple[dict, netspec.Network]:
         request["trainer"] = TrainerSchema().load({})
     trainer = request["trainer"]
     if trainer["eps"] is None:
-        trainer["eps"] = 1e-6 if trainer["method"] in SMALL_EPS_METHODS else 1e-8
+        trainer["eps"] = default_eps(trainer["method"])
+        # Beside the trainer, not in it: the worker passes the trainer's fields to the optimizer as they are.
+        request["defaults"] = {"trainer.eps": EPS_SOURCES[trainer["eps"]]}
     if request["seed"] is None:
         request["seed"] = random.SystemRandom().randrange(2**31)
     request.pop("convnetjs", None)
@@ -355,11 +393,21 @@ def _with_lines(errors: list[SpecError], lines: list[int] | None) -> list[SpecEr
     return out
 
 
-def _check_fits_dataset(network: netspec.Network, data: dict) -> list[SpecError]:
+def _resolve_dataset(data: dict, uploads: Callable[[str], dict | None] | None
+                     ) -> tuple[datasets.DatasetInfo | None, list[SpecError]]:
+    """The dataset data.dataset names (built-in first, then the caller's uploads), its upload pinned in `data`."""
+    name = data["dataset"]
+    if name in datasets.DATASETS:
+        return datasets.DATASETS[name], []
+    record = uploads(name) if uploads is not None and datasets.UPLOAD_NAME.fullmatch(name) else None
+    if record is None:
+        return None, [SpecError("data.dataset", _unknown("dataset", name, tuple(datasets.DATASETS)))]
+    data["upload"] = {"sha256": record["sha256"], "train_size": record["train_size"]}
+    return datasets.uploaded(record), []
+
+
+def _check_fits_dataset(network: netspec.Network, info: datasets.DatasetInfo) -> list[SpecError]:
     """The input must fit the dataset's images and the loss layer must match its classes."""
-    info = datasets.DATASETS.get(data.get("dataset"))
-    if info is None:
-        return []
     errors = []
     first, last = network.input, network.output
     if first["out_sx"] > info.width or first["out_sy"] > info.height:

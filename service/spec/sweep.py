@@ -21,7 +21,7 @@ import itertools
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from service.config import Config
 from service.errors import Invalid
@@ -346,8 +346,9 @@ class InvalidSweep(Invalid):
         self.unchecked = unchecked
 
 
-def plan(spec: SweepSpec, config: Config) -> list[Planned]:
-    """Validate every variant's request as POST /v1/jobs would; raise InvalidSweep naming every bad variant.
+def plan(spec: SweepSpec, config: Config, uploads: Callable[[str], dict | None] | None = None) -> list[Planned]:
+    """Validate every variant's request as POST /v1/jobs would (`uploads`: the caller's datasets, as
+    load_job_request takes them); raise InvalidSweep naming every bad variant.
 
     Variants made of the same patch and grid values (the same patch under two names), whose requests are
     the same but for their names, share one validation. Once MAX_ERRORS problems are found the sweep is
@@ -373,7 +374,7 @@ def plan(spec: SweepSpec, config: Config) -> list[Planned]:
             outcome = checked.get(key)
             if outcome is None:
                 try:
-                    accepted, network = load_job_request({**variant.request, "name": name}, config)
+                    accepted, network = load_job_request({**variant.request, "name": name}, config, uploads)
                     outcome = (accepted, network.as_dict(), network.params)
                 except InvalidSpec as exc:
                     outcome = exc

@@ -2,6 +2,7 @@
 // table, or each error at its line in the gutter), and the Train button that submits it.
 
 import { api } from "./api.js";
+import { chosenDataset, initDatasets } from "./datasets.js";
 import { $, h } from "./dom.js";
 import { num } from "./format.js";
 import { selectJob } from "./job.js";
@@ -68,10 +69,11 @@ function validateSoon(delay = VALIDATE_DELAY_MS) {
   editor.timer = setTimeout(validate, delay);
 }
 
-/** The validate request for the editor's text: demo JS goes inside JSON; JSON goes as typed, so its parse errors carry lines. */
+/** The validate request for the editor's text: demo JS goes inside JSON, checked against the picked dataset;
+ * JSON goes as typed, so its parse errors carry lines. */
 function validateRequest() {
   const text = $("#spec").value;
-  if (editor.mode === "js") return { json: { convnetjs: text } };
+  if (editor.mode === "js") return { json: { convnetjs: text, data: { dataset: chosenDataset() } } };
   return { body: text, headers: { "Content-Type": "application/json" } };
 }
 
@@ -175,6 +177,7 @@ async function submitJob(event) {
     }
   }
   body = { ...body, budget, ...(name ? { name } : {}) };
+  if (!body.data?.dataset) body.data = { ...(body.data || {}), dataset: chosenDataset() }; // the JSON's own wins
   $("#submit").disabled = true;
   try {
     const job = await api("/v1/jobs", { method: "POST", json: body });
@@ -197,6 +200,7 @@ export function initEditor() {
   $("#mode-js").addEventListener("click", () => editor.mode !== "js" && setMode("js"));
   $("#mode-json").addEventListener("click", () => editor.mode !== "json" && setMode("json"));
   $("#submit-form").addEventListener("submit", submitJob);
+  initDatasets(() => validateSoon(0));
   renderGutter();
   validate();
 }

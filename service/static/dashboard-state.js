@@ -3,7 +3,7 @@
 // so they all read it from here, and check isCurrent(id) before drawing what came back.
 
 /** The statuses after which a job never changes again. */
-export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+export const TERMINAL = new Set(["succeeded", "failed", "cancelled", "pruned"]);
 
 /**
  * `state.current` is the shown job: {id, job, source, layers: {loading, pending}, trainer}, or null

@@ -16,10 +16,11 @@
 //   dom.js        $ and h, the element builder          format.js   numbers and times as text
 //   state.js      the shown job, which the views share
 //   jobs-list.js  the job list                          editor.js   the spec editor and Train
-//   spec-lines.js where in the spec an error is
+//   spec-lines.js where in the spec an error is      datasets.js the dataset picker and upload box
 //   job.js        one job: select, follow, header       charts.js   loss and accuracy charts
 //   controls.js   pause, resume, cancel, trainer form   layers.js   layer pictures
 //   predictions.js  test predictions and your own image
+//   searches.js   the search list, and one search: its figure and leaderboard (rows open trials' jobs)
 
 import { initSession } from "./api.js";
 import { initControls } from "./controls.js";
@@ -27,6 +28,7 @@ import { initEditor } from "./editor.js";
 import { initJobView, selectJob, showJob } from "./job.js";
 import { initJobsList } from "./jobs-list.js";
 import { initPredictions } from "./predictions.js";
+import { initSearches } from "./searches.js";
 
 initJobView();
 initEditor();
@@ -34,5 +36,6 @@ initControls(showJob);
 initPredictions();
 initSession();
 initJobsList(selectJob);
+initSearches(selectJob);
 const linked = /^#job=([0-9a-f]{8,40})$/.exec(location.hash); // the link selectJob leaves in the address bar
 if (linked) selectJob(linked[1]);

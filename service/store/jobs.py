@@ -51,6 +51,7 @@ class NewJob:
     request: dict
     summary: dict
     queue: str
+    extra: dict | None = None  # more fields of its record (a search's trial: its search and trial number)
 
     def record(self, owner: str, created: float) -> dict[str, str]:
         """The hash a queued job starts with (service/store/record.py lists every field)."""
@@ -60,6 +61,7 @@ class NewJob:
             "created_at": created, "queue": self.queue, "device": self.request.get("device", "auto"),
             "request": self.request, "summary": self.summary,
             "examples_seen": 0, "examples_total": total, "starts": 0, "preemptions": 0, "seq": 0,
+            **(self.extra or {}),
         }
         return {k: encode(v) for k, v in fields.items()}
 
@@ -140,6 +142,13 @@ class JobStore:
         for job_id in job_ids:
             pipe.hgetall(keys.job(job_id))
         return {job_id: (present(raw) if raw else None) for job_id, raw in zip(job_ids, pipe.execute())}
+
+    def field_of(self, job_ids: list[str], name: str) -> list[str | None]:
+        """One record field of each job (None where the job or the field does not exist)."""
+        pipe = self.r.pipeline()
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id), name)
+        return pipe.execute()
 
     def statuses(self, job_ids: list[str]) -> list[str | None]:
         pipe = self.r.pipeline()

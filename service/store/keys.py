@@ -16,6 +16,18 @@ Sweeps
 - ``sweep:{id}``            hash: the sweep's record (service/store/sweeps.py)
 - ``sweeps``                sorted set: every sweep by creation time
 
+Searches
+- ``search:{id}``           hash: the search's record (service/store/searches.py)
+- ``search:{id}:trials``    hash: trial number -> the trial's JSON (architecture, params, job id, outcome)
+- ``search:{id}:lock``      string with a TTL: the one advance step running for the search
+- ``search:{id}:study``     prefix of Optuna's journal (``:log_number``, ``:log:{n}``, ``:snapshot``), written
+                            only by workers (worker/search.py); the API reads convtrain's records, never this
+- ``searches``              sorted set: every search by creation time
+- ``searches:running``      sorted set: running searches by the time they were last advanced (the reaper's view)
+
+Datasets
+- ``datasets:{owner}``      hash: one tenant's uploaded datasets, name -> JSON record (service/store/datasets.py)
+
 Quotas
 - ``active:{owner}``        set: the owner's jobs that may not have ended yet
 - ``submits:{owner}:{minute}``  counter: jobs submitted in that minute, expires after two
@@ -70,6 +82,30 @@ def sweep(sweep_id: str) -> str:
 
 
 SWEEPS = f"{PREFIX}sweeps"
+
+
+def search(search_id: str) -> str:
+    return f"{PREFIX}search:{search_id}"
+
+
+def search_trials(search_id: str) -> str:
+    return f"{PREFIX}search:{search_id}:trials"
+
+
+def search_lock(search_id: str) -> str:
+    return f"{PREFIX}search:{search_id}:lock"
+
+
+def search_study(search_id: str) -> str:
+    return f"{PREFIX}search:{search_id}:study"
+
+
+SEARCHES = f"{PREFIX}searches"
+SEARCHES_RUNNING = f"{PREFIX}searches:running"
+
+
+def datasets(owner: str) -> str:
+    return f"{PREFIX}datasets:{owner}"
 
 
 def active(owner: str) -> str:

@@ -1,11 +1,12 @@
-"""Quotas per principal: active jobs, examples per job, parameters per network, submits per minute."""
+"""Quotas per principal: active jobs, examples per job, parameters per network, submits per minute, and the
+count and bytes of uploaded datasets."""
 
 from __future__ import annotations
 
 from service.errors import OverQuota
 from service.spec import datasets
 
-NAMES = ("active_jobs", "examples_per_job", "params_per_network", "submits_per_minute")
+NAMES = ("active_jobs", "examples_per_job", "params_per_network", "submits_per_minute", "datasets", "dataset_bytes")
 
 
 def limits(config, overrides: dict) -> dict[str, int]:
@@ -20,7 +21,9 @@ def examples_of(request: dict) -> int | None:
     if "examples" in budget:
         return budget["examples"]
     if "epochs" in budget:
-        return budget["epochs"] * datasets.get(request["data"]["dataset"]).train_size
+        data = request["data"]
+        size = data["upload"]["train_size"] if "upload" in data else datasets.get(data["dataset"]).train_size
+        return budget["epochs"] * size
     return None  # a budget in seconds is bounded by max_seconds
 
 

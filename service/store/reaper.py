@@ -1,5 +1,6 @@
 """The reaper: requeues jobs whose worker stopped renewing its lease (killed, out of memory, machine lost),
-and republishes jobs queued so long that their message may be lost."""
+republishes jobs queued so long that their message may be lost, and re-sends the advance step of searches
+that have not advanced for a while."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import threading
 import time
 
 from service.config import Config
-from service.lifecycle import JobControl
+from service.lifecycle import JobControl, advance_search
 from service.store.jobs import JobStore
+from service.store.searches import SearchStore
 
 log = logging.getLogger("convtrain.reaper")
 
@@ -21,6 +23,7 @@ class Reaper(threading.Thread):
         super().__init__(daemon=True, name=name)
         self.store, self.config = store, config
         self.control = JobControl(store, celery)
+        self.searches = SearchStore(store.r)
         self.stopped = threading.Event()
         self._last_scan = time.monotonic()
 
@@ -53,4 +56,9 @@ class Reaper(threading.Thread):
             if self.control.requeue_lost(job_id):
                 log.warning("job %s lost its worker; requeued", job_id, extra={"job_id": job_id})
                 requeued.append(job_id)
+        for search_id in self.searches.stalled(self.config.search_advance_seconds, self.config.republish_seconds):
+            # Not advanced for a while: its step may be lost (a task lost, a worker killed in a step, a
+            # trial cancelled while queued, which no worker ends). A step with nothing to do is cheap.
+            self.searches.advance_sent(search_id)
+            advance_search(self.control.celery, search_id)
         return requeued

@@ -5,7 +5,8 @@ accepted request), summary (JSON, the desugared network), examples_seen, example
 the last point), result, error and model (JSON: the model's files, which are the succeeding attempt's),
 predictions (the test predictions' artifact), starts, preemptions, seq (the last stream entry),
 token and worker (the attempt holding the lease), heartbeat_at, requeued_at, checkpoint and
-checkpoint_examples, cancel_requested, pause_requested, trainer_patch (JSON, changes not yet applied).
+checkpoint_examples, cancel_requested, pause_requested, trainer_patch (JSON, changes not yet applied);
+a search's trial also has search (its id), trial (its number) and rungs (JSON: [examples, val_acc] pairs).
 """
 
 from __future__ import annotations

@@ -215,6 +215,27 @@ return out
 """
 
 
+# save_dataset(datasets) args: name, record (JSON with a 'bytes' member), count_limit, bytes_limit ('' for no
+# limit): one tenant's dataset stored or replaced, within its quotas on count and total bytes, in one step.
+_SAVE_DATASET = """
+local others, total = 0, 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[1] then
+    others = others + 1
+    total = total + cjson.decode(all[i + 1])['bytes']
+  end
+end
+if ARGV[3] ~= '' and others + 1 > tonumber(ARGV[3]) then return {'datasets', tostring(others)} end
+local size = cjson.decode(ARGV[2])['bytes']
+if ARGV[4] ~= '' and total + size > tonumber(ARGV[4]) then return {'dataset_bytes', tostring(total)} end
+local replaced = redis.call('HEXISTS', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if replaced == 1 then return {'replaced'} end
+return {'created'}
+"""
+
+
 SOURCES = {
     "create": _CREATE,
     "start": _START,
@@ -230,6 +251,7 @@ SOURCES = {
     "pause": _PAUSE,
     "resume": _RESUME,
     "count_statuses": _COUNT_STATUSES,
+    "save_dataset": _SAVE_DATASET,
 }
 
 

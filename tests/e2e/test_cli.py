@@ -1,13 +1,15 @@
 """`convtrain serve` as a user runs it, driven only over HTTP and with the client commands.
 
 Starts the real thing in a subprocess (embedded redis-server, gunicorn, a worker),
-trains a small job through `convtrain submit --wait`, downloads its model, stops
-the service with SIGTERM and checks that nothing it started is left behind, then
-starts it again on the same home folder and finds the job still there.
+trains a small job through `convtrain submit --wait`, downloads its model, uploads,
+lists and deletes a dataset with `convtrain dataset`, stops the service with SIGTERM
+and checks that nothing it started is left behind, then starts it again on the same
+home folder and finds the job still there.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -15,12 +17,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
 from service.cli.embedded import free_port, pid_alive
 from service.cli.main import main
 from tests.conftest import EXAMPLES, FAST, ROOT, data_dir, wait_for
+from tests.service.datasets import uploads
 
 pytestmark = pytest.mark.e2e
 
@@ -244,6 +248,39 @@ def test_serve_cli_roundtrip_shutdown_and_restart(tmp_path, capsys, monkeypatch,
     assert f"job {long_id} was cancelled" in out
     code, out, _ = run_cli(capsys, "list", "--status", "cancelled", "--url", base)
     assert code == 0 and long_id in out and job_id not in out
+
+    # dataset upload: two IDX files as MNIST ships them, sent as repeated file fields, with class names.
+    rng = np.random.default_rng(0)
+    idx_files = []
+    for name, array in (("train-images-idx3-ubyte.gz", rng.integers(0, 256, (40, 28, 28))),
+                        ("train-labels-idx1-ubyte.gz", np.arange(40) % 2)):
+        (tmp_path / name).write_bytes(gzip.compress(uploads.idx(array)))
+        idx_files.append(str(tmp_path / name))
+    code, out, err = run_cli(capsys, "dataset", "upload", *idx_files, "--name", "noise", "--title", "Noise",
+                             "--class-names", '["even", "odd"]', "--url", base)
+    assert code == 0, err
+    assert out.startswith("noise: 28x28x1, 2 classes (even, odd), ") and "sha256 " in out
+    # dataset list: the built-ins first, then the upload; --json as the API has it.
+    code, out, err = run_cli(capsys, "dataset", "list", "--url", base)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "SHAPE", "CLASSES", "TRAIN", "TEST", "OWNER"]
+    assert lines[1].startswith("mnist ") and "28x28x1" in lines[1] and "builtin" in lines[1]
+    noise = next(line for line in lines if line.startswith("noise "))
+    assert "2 (even, odd)" in noise and noise.split()[-1] != "builtin"
+    code, out, err = run_cli(capsys, "dataset", "list", "--json", "--url", base)
+    assert code == 0, err
+    noise = next(d for d in json.loads(out)["datasets"] if d["name"] == "noise")
+    assert noise["source"] == "idx" and noise["title"] == "Noise" and noise["train_size"] + noise["test_size"] == 40
+    # Refusals: a bad name names the field; a built-in cannot be deleted; then the upload is deleted.
+    code, out, err = run_cli(capsys, "dataset", "upload", idx_files[0], "--name", "No Good", "--url", base)
+    assert code == 1 and err.startswith("error: Invalid dataset upload: ") and "  name: " in err
+    code, out, err = run_cli(capsys, "dataset", "delete", "mnist", "--url", base)
+    assert code == 1 and err.startswith("error: Conflict: mnist is a built-in dataset")
+    code, out, err = run_cli(capsys, "dataset", "delete", "noise", "--url", base)
+    assert code == 0 and out.strip() == "deleted dataset noise", err
+    code, out, err = run_cli(capsys, "dataset", "delete", "noise", "--url", base)
+    assert code == 1 and err.startswith("error: Not Found")
 
     # SIGTERM: serve exits 0 within 30 s and takes redis-server, gunicorn and the worker with it.
     children = first.remember_children()

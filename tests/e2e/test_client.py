@@ -4,7 +4,9 @@ The `app` fixture (the shared Redis and worker, every response checked against o
 real HTTP; `service.client.Client` alone talks to it: submit the default network, wait for it, page its
 metrics with the cursor, follow its events, download two formats as bytes, predict images, list with the
 cursor, control, cancel and delete a second job, read a 422's field errors, run a small sweep, and cancel
-and delete another.
+and delete another. Then a dataset of one's own: upload an .npz of real digits, list it, train on it,
+predict, delete it; and one over the size limit, refused by gunicorn while it is still being sent. And a
+tiny architecture search, waited for to its end: its best trial, its trials' jobs, its report.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from PIL import Image, ImageDraw
 
 from service.cli.embedded import free_port
 from service.client import ApiError, Client
-from tests.conftest import EXAMPLES, example, wait_for
+from tests.conftest import EXAMPLES, example, gunicorn, wait_for
+from tests.e2e.test_datasets import digits, digits_job  # noqa: F401 (a fixture)
+from tests.e2e.test_searches import small_search
+from tests.service.datasets import uploads
 
 pytestmark = pytest.mark.e2e
 
@@ -149,3 +154,82 @@ def test_the_user_journey_through_the_client(url, tmp_path, capsys):
     with pytest.raises(ApiError) as caught:
         second.refresh()
     assert caught.value.status == 404
+
+
+def test_a_dataset_of_your_own_through_the_client(url, tmp_path, digits):  # noqa: F811
+    (x, y), (tx, ty) = digits
+    archive = tmp_path / "digits.npz"
+    archive.write_bytes(uploads.npz(x_train=x[:300], y_train=y[:300], x_test=tx[:100], y_test=ty[:100]))
+    client = Client(url)
+
+    # Upload: the record says what the service made of the file.
+    dataset = client.upload_dataset(archive, "client-digits", title="Three digits", class_names=["3", "5", "8"])
+    assert (dataset.shape, dataset.class_names, dataset.num_classes) == ((28, 28, 1), ["3", "5", "8"], 3)
+    assert (dataset.train_size, dataset.test_size, dataset.builtin) == (300, 100, False)
+    assert dataset.record["source"] == "npz" and dataset.record["title"] == "Three digits"
+
+    # Listed after the built-in ones, and read by name.
+    listed = client.datasets()
+    names = [d.name for d in listed]
+    assert "mnist" in names and "client-digits" in names
+    assert [d.builtin for d in listed] == sorted((d.builtin for d in listed), reverse=True), "built-ins first"
+    assert client.dataset("client-digits").sha256 == dataset.sha256
+
+    # Train on it, pinned to its content; classify one of its test digits given as an array.
+    job = client.submit(digits_job("client-digits", examples=600))
+    final = job.wait(progress=False, timeout=240)
+    assert final["status"] == "succeeded", final.get("error")
+    assert final["request"]["data"]["upload"]["sha256"] == dataset.sha256
+    prediction = job.predict(tx[0])
+    assert len(prediction["probabilities"]) == 3 and abs(sum(prediction["probabilities"]) - 1) < 1e-4
+
+    # Deleted: gone for the client; a name the service refuses is a 422 naming the field.
+    dataset.delete()
+    with pytest.raises(ApiError) as caught:
+        client.dataset("client-digits")
+    assert caught.value.status == 404
+    with pytest.raises(ApiError) as caught:
+        client.upload_dataset(archive, "Not A Name")
+    assert caught.value.status == 422 and caught.value.errors[0]["path"] == "name"
+
+
+def test_an_upload_over_the_size_limit_is_the_413_problem_not_a_broken_pipe(service, tmp_path):
+    # The service answers before it has read the body; the client still reads that answer.
+    big = tmp_path / "big.zip"
+    big.write_bytes(bytes(8 << 20))
+    env = {**service.env, "CONVTRAIN_DATASET_MAX_UPLOAD_BYTES": str(1 << 20)}
+    with gunicorn(env, tmp_path / "gunicorn.log") as base, pytest.raises(ApiError) as caught:
+        Client(base).upload_dataset(big, "big")
+    assert caught.value.status == 413 and "limit" in caught.value.detail
+
+
+def test_a_search_through_the_client(url, capsys):
+    client = Client(url)
+    body = small_search(trials=3, examples=1500, parallel=2, architectures=[{"name": "one conv", "patch": {}}],
+                        space={"network.layers[1].filters": {"choice": [2, 4, 8]}}, name="client-search")
+    search = client.search(body)
+    assert search.status == "running" and search.record["trials_total"] == 3 and search.record["parallel"] == 2
+
+    final = search.wait(progress=True, timeout=300)
+    assert final["status"] == "succeeded", final
+    assert f"search {search.id}" in capsys.readouterr().err
+    trials = search.trials
+    assert len(trials) == 3 and search.progress["trials_done"] == 3
+    assert {t["status"] for t in trials} <= {"succeeded", "pruned"}
+    best = search.best
+    assert best["val_acc"] == max(t["final_val_acc"] for t in trials if t["status"] == "succeeded")
+    assert best["network"]["layers"][0]["type"] == "input" and "net.makeLayers(layer_defs);" in best["javascript"]
+
+    # Every trial's job, as the trial says, and the best one among them.
+    jobs = search.jobs()
+    assert [j.id for j in jobs] == [t["job"] for t in trials] and best["job"] in [j.id for j in jobs]
+    assert [j.refresh()["status"] for j in jobs] == [t["status"] for t in trials]
+
+    md = search.report("md").decode()
+    assert md.startswith("## Search client-search") and f"job `{best['job']}`" in md
+    assert search.id in [s.id for s in client.searches()]
+    assert [t["job"] for t in client.get_search(search.id).trials] == [j.id for j in jobs]
+    search.delete()
+    with pytest.raises(ApiError) as caught:
+        jobs[0].refresh()
+    assert caught.value.status == 404, "its trials' jobs go with it"

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import subprocess
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,10 +17,9 @@ import pytest
 import requests
 
 from service.api import create_app, dashboard
-from service.cli.embedded import free_port
 from service.config import Config
 from tests import openapi_check
-from tests.conftest import ROOT
+from tests.conftest import ROOT, gunicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -124,45 +121,19 @@ def test_the_modules_import_only_each_other_and_all_are_served():
     assert reached == set(served), f"served but never imported: {set(served) - reached}"
 
 
-def _gunicorn(service, log: Path) -> tuple[subprocess.Popen, str]:
-    from service.cli.serve import gunicorn_args
-
-    port = free_port()
-    api = subprocess.Popen(gunicorn_args("127.0.0.1", port), env=service.env, cwd=ROOT,
-                           stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{base}/healthz", timeout=2).ok:
-                return api, base
-        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still importing the app
-            pass
-        if api.poll() is not None or time.monotonic() > deadline:
-            api.kill()
-            raise RuntimeError(f"gunicorn did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
-
-
 def test_a_network_trains_in_the_browser(service, tmp_path):
     """Open /, submit the default network for a few thousand examples, watch it train, classify an image."""
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set CONVTRAIN_CHROMIUM)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
     OUTPUT.mkdir(exist_ok=True)
-    api, base = _gunicorn(service, tmp_path / "gunicorn.log")
-    started = time.monotonic()
-    try:
+    with gunicorn(service.env, tmp_path / "gunicorn.log", timeout=30, stop_timeout=10) as base:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 _drive(browser, base, sync_api.expect)
             finally:
                 browser.close()
-    finally:
-        api.terminate()
-        api.wait(10)
-    print(f"dashboard test: {time.monotonic() - started:.1f} s in the browser")
 
 
 def _drive(browser, base: str, expect) -> None:
@@ -228,7 +199,7 @@ def _drive(browser, base: str, expect) -> None:
 
     assert page_errors == []
     assert page.evaluate("window.__seen.violations") == []
-    # Under the test's output folder only: docs/dashboard.png (the README's) is updated by hand from it.
+    # Under the test's output folder only: docs/dashboard.png (the README's) comes from docs/screenshot.py.
     page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
     page.close()
     _trainer_form_follows_the_api(browser, base, expect)

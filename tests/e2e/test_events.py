@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 
 import pytest
 import requests
 
-from service.cli.embedded import free_port
-from tests.conftest import ROOT, example, wait_for, wait_status
+from tests.conftest import example, gunicorn, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -100,22 +98,8 @@ def test_downsampled_history_keeps_min_max_last(client):
     assert client.get(f"/v1/jobs/{job['id']}/metrics?points=0").status_code == 400
 
 
-def healthy(base: str) -> bool:
-    try:
-        return requests.get(f"{base}/healthz", timeout=5).ok
-    except requests.RequestException:  # not listening yet, or busy starting
-        return False
-
-
 def test_many_streams_through_gunicorn_do_not_starve_the_api(service):
-    port = free_port()
-    from service.cli.serve import gunicorn_args
-
-    api = subprocess.Popen(gunicorn_args("127.0.0.1", port), env=service.env, cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: healthy(base), timeout=120, what="gunicorn answering /healthz")  # a hang, not a speed
+    with gunicorn(service.env, timeout=120) as base:  # the deadline tells a hang, not a speed
         job = requests.post(f"{base}/v1/jobs", json=example("net1-default.json", budget={"examples": 15000})).json()
         streams = 80
         opened, ended = threading.Semaphore(0), []
@@ -140,6 +124,3 @@ def test_many_streams_through_gunicorn_do_not_starve_the_api(service):
         for t in threads:
             t.join(120)
         assert ended.count(True) == streams
-    finally:
-        api.terminate()
-        api.wait(10)

@@ -11,15 +11,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import time
 
 import pytest
 import requests
 
-from service.cli.embedded import free_port
-from service.cli.serve import gunicorn_args
-from tests.conftest import ROOT
+from tests.conftest import gunicorn
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"
@@ -29,28 +25,9 @@ PROBLEM = "application/problem+json"
 def api(request, redis_url, tmp_path_factory):
     """gunicorn with serve's arguments (and the gthread class that bench/api_latency.py compares)."""
     tmp_path = tmp_path_factory.mktemp(f"api-{request.param}")
-    port = free_port()
     env = {**os.environ, "CONVTRAIN_REDIS_URL": redis_url, "CONVTRAIN_HOME": str(tmp_path / "home")}
-    log_path = tmp_path / "api.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(gunicorn_args("127.0.0.1", port, worker_class=request.param), env=env, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                if requests.get(base + "/healthz", timeout=5).ok:
-                    break
-            except requests.RequestException:  # not listening yet
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not start:\n" + log_path.read_text()[-3000:]
-            time.sleep(0.1)
+    with gunicorn(env, tmp_path / "api.log", worker_class=request.param) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 def assert_problem(response: requests.Response, statuses: tuple[int, ...]) -> dict:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from service.spec import schemas
 from service.spec.model_formats import FORMATS
 from service.storage import sha256
 from tests.conftest import data_dir, example, wait_status
@@ -168,6 +169,7 @@ def test_a_job_starts_from_exactly_the_weights_of_a_convnetjs_snapshot(client, t
     assert r.status_code == 202, r.get_json()
     submitted = r.get_json()
     assert submitted["request"]["init"]["convnetjs"]["file"] == "init.convnetjs.json"
+    assert submitted["request"]["defaults"] == {"trainer.eps": schemas.EPS_SOURCES[1e-6]}  # sgd, as in ConvNetJS 0.3.0
     assert len(json.dumps(submitted)) < 20_000, "the snapshot is kept as a file, not in the job record"
     job = wait_status(client, submitted["id"], ("succeeded", "failed"))
     assert job["status"] == "succeeded", job["error"]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,9 +13,7 @@ import redis
 import requests
 
 from service import auth
-from service.cli.embedded import free_port
-from service.cli.serve import gunicorn_args
-from tests.conftest import ROOT, example
+from tests.conftest import example, gunicorn
 
 pytestmark = pytest.mark.e2e
 PARALLEL = 20
@@ -31,23 +27,9 @@ def api(own_service, tmp_path):
     data = json.loads(path.read_text())
     data["tokens"][0]["quotas"] = {"active_jobs": 5}
     path.write_text(json.dumps(data))
-    port = free_port()
     env = {**own_service.env, "CONVTRAIN_TOKENS_FILE": str(path)}
-    proc = subprocess.Popen(gunicorn_args("127.0.0.1", port), env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{base}/healthz", timeout=5).ok:
-                break
-        except requests.RequestException:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-        time.sleep(0.1)
-    yield base, {"Authorization": f"Bearer {token}"}, redis.Redis.from_url(own_service.url, decode_responses=True)
-    proc.terminate()
-    proc.wait(30)
+    with gunicorn(env, stop_timeout=30) as base:
+        yield base, {"Authorization": f"Bearer {token}"}, redis.Redis.from_url(own_service.url, decode_responses=True)
 
 
 def published(r) -> list[str]:

@@ -115,6 +115,50 @@ def model_weights(client, job_id: str) -> dict:
     return torch.load(io.BytesIO(download.data), weights_only=True)["state_dict"]
 
 
+class Recorded:
+    """A test client that answers the metrics request with a given timeline (for assert_no_gap's own test)."""
+
+    def __init__(self, points: list[dict]):
+        self.points = [{"seq": i, **p} for i, p in enumerate(points, 1)]
+
+    def get(self, url: str):
+        return self
+
+    def get_json(self) -> dict:
+        return {"points": self.points}
+
+
+def points(after: int, upto: int) -> list[dict]:
+    """Metric points every 100 examples after `after`, up to `upto`."""
+    return [{"examples": n} for n in range(after + 100, upto + 1, 100)]
+
+
+def event(kind: str, examples: int) -> dict:
+    return {"event": kind, "examples": examples}
+
+
+# A first attempt that checkpointed at 300 and trained on to 500 before its worker was lost.
+FIRST = [event("started", 0), *points(0, 300), event("checkpoint", 300), *points(300, 500)]
+GAPS = {  # timelines assert_no_gap must refuse: each a way a recovery could lose or invent progress
+    "a resume behind its checkpoint": FIRST + [event("resumed", 200), *points(200, 1000)],
+    "a resume ahead of its checkpoint": FIRST + [event("resumed", 400), *points(400, 1000)],
+    "a resume at 0": [event("started", 0), event("checkpoint", 0), *points(0, 200), event("resumed", 0),
+                      *points(0, 1000)],
+    "a resume with no checkpoint": [event("started", 0), *points(0, 500), event("resumed", 300), *points(300, 1000)],
+    "a point behind the one before": FIRST + [{"examples": 400}, *points(500, 1000)],
+    "a jump forward": FIRST + [{"examples": 500 + MAX_STEP + 100}],
+    "a run short of its budget": FIRST[:-1],
+}
+
+
+def test_assert_no_gap_passes_a_clean_resume_and_refuses_each_gap():
+    assert_no_gap(Recorded(FIRST + [event("resumed", 300), *points(300, 1000)]), "j", 1000)
+    for name, timeline_points in GAPS.items():
+        with pytest.raises(AssertionError):
+            assert_no_gap(Recorded(timeline_points), "j", 1000)
+            pytest.fail(f"assert_no_gap passed {name}")
+
+
 def test_sigkill_of_a_training_worker_is_recovered_from_the_checkpoint(own_service):
     svc = own_service
     victim = svc.start_worker("victim")

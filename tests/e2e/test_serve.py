@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,12 +29,11 @@ GONE_TIMEOUT = 30  # redis-server flushes its file, gunicorn drains within its 5
 
 
 def wait_gone(pids: set[int], serve: Serve, timeout: float = GONE_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while any(alive(pid) for pid in pids):
-        if time.monotonic() > deadline:
-            left = {pid for pid in pids if alive(pid)}
-            raise AssertionError(f"still running {timeout} s after serve: {_names(left)}\n{serve.tail()}")
-        time.sleep(0.05)
+    try:
+        wait_for(lambda: not any(alive(pid) for pid in pids), timeout, "every child gone", every=0.05)
+    except TimeoutError:
+        left = {pid for pid in pids if alive(pid)}
+        raise AssertionError(f"still running {timeout} s after serve: {_names(left)}\n{serve.tail()}") from None
 
 
 def lock_record(home: Path) -> dict:

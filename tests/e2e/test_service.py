@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from service.spec import netspec
+from service.spec import netspec, schemas
 from tests.conftest import ROOT, data_dir, example, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -27,6 +27,7 @@ def test_submit_poll_metrics_download_and_predict(client):
     assert response.headers["Location"] == f"/v1/jobs/{job['id']}"
     assert job["status"] == "queued" and job["progress"]["examples_total"] == 3000
     assert job["network"]["params"] == 5994
+    assert job["request"]["defaults"] == {"trainer.eps": schemas.EPS_SOURCES[1e-6]}  # adadelta, as in ConvNetJS 0.3.0
 
     job = wait_status(client, job["id"], ("succeeded", "failed"))
     assert job["status"] == "succeeded", job["error"]
@@ -67,6 +68,17 @@ def test_submit_poll_metrics_download_and_predict(client):
         predicted = net(data.to_input(data.center_crop(test.images, 24, 24))).argmax(1)
     accuracy = (predicted == test.labels).float().mean().item()
     assert accuracy == pytest.approx(result["test_acc"], abs=1e-4)
+
+
+def test_a_demo_paste_names_where_its_eps_came_from(client):
+    paste = {"convnetjs": (ROOT / "examples" / "net1-default.js").read_text().replace("adadelta", "adam"),
+             "budget": {"examples": 100}}
+    response = client.post("/v1/jobs", json=paste)
+    assert response.status_code == 202, response.get_json()
+    job = wait_status(client, response.get_json()["id"], ("succeeded", "failed"))
+    assert job["status"] == "succeeded", job["error"]
+    assert (job["request"]["trainer"]["method"], job["request"]["trainer"]["eps"]) == ("adam", 1e-8)
+    assert job["request"]["defaults"] == {"trainer.eps": schemas.EPS_SOURCES[1e-8]}
 
 
 def test_list_is_newest_first_with_cursor_and_status_filter(client):

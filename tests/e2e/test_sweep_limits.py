@@ -7,15 +7,13 @@ tell a hung API from a slow one."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 
 import pytest
 import requests
 
-from service.cli.embedded import free_port
-from tests.conftest import ROOT, example
+from tests.conftest import example, gunicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -41,26 +39,8 @@ def hostile() -> dict[str, tuple[dict, str]]:
 @pytest.fixture(scope="module")
 def api(service):
     """The API under gunicorn, as `convtrain serve` runs it (two gevent workers), on the shared service."""
-    from service.cli.serve import gunicorn_args
-
-    port = free_port()
-    proc = subprocess.Popen(gunicorn_args("127.0.0.1", port), env=service.env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=5).ok:
-                    break
-            except requests.RequestException:  # not listening yet, or busy starting
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
+    with gunicorn(service.env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def send_while_polling_health(base: str, bodies: list[bytes]) -> tuple[list[requests.Response], int]:
@@ -86,7 +66,7 @@ def send_while_polling_health(base: str, bodies: list[bytes]) -> tuple[list[requ
         health = requests.get(f"{base}/healthz", timeout=HANG)  # a hang raises ReadTimeout: the test fails
         assert health.status_code == 200 and health.json() == {"status": "ok"}
         polls += 1
-        time.sleep(0.05)
+        time.sleep(0.05)  # the polling step: every pass asserts an answer, so wait_for (which only looks) cannot
     for t in threads:
         t.join(HANG)
     return answers, polls

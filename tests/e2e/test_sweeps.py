@@ -7,14 +7,13 @@ import csv
 import io
 import json
 import threading
-import time
 
 import pytest
 from PIL import Image
 
 from service.cli.main import main
 from service.cli.embedded import free_port
-from tests.conftest import example, wait_status
+from tests.conftest import example, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -34,14 +33,10 @@ def small_sweep(examples: int = 1000, repeats: int = 2, **changes) -> dict:
 
 def wait_sweep(client, sweep_id: str, timeout: float = 300) -> dict:
     """Poll the sweep until it has ended; raise TimeoutError at the deadline, which only detects a hang."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def ended():
         sweep = client.get(f"/v1/sweeps/{sweep_id}").get_json()
-        if sweep["status"] != "running":
-            return sweep
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"sweep {sweep_id} still running after {timeout} s: {sweep['counts']}")
-        time.sleep(0.2)  # polling loop of a wait helper: look again shortly
+        return sweep if sweep["status"] != "running" else None
+    return wait_for(ended, timeout, f"sweep {sweep_id} ended", every=0.2)
 
 
 def job_ids(sweep: dict) -> list[str]:

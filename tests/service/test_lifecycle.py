@@ -44,7 +44,7 @@ def test_the_lua_sees_the_same_statuses():
     prelude = lifecycle.lua_constants()
     for status in lifecycle.STATUSES:
         assert f"'{status}'" in prelude
-    assert "local TERMINAL = {succeeded = true, failed = true, cancelled = true}" in prelude
+    assert "local TERMINAL = {succeeded = true, failed = true, cancelled = true, pruned = true}" in prelude
 
 
 def test_every_status_event_leaves_a_known_status():

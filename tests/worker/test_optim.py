@@ -17,7 +17,7 @@ CASE_IDS = [f"{m}-mom{mom}" for m, mom in CASES]
 # (shapes, l1_decay_mul, l2_decay_mul) per group; the second is like ConvNetJS biases.
 LAYOUT = [([(3, 4), (2, 3, 2)], 1.0, 1.0), ([(4,), (2,)], 0.0, 0.0), ([(5,)], 0.5, 2.0)]
 HYPER = dict(learning_rate=0.05, batch_size=4, l1_decay=0.01, l2_decay=0.02)
-DEFAULT_EPS = {"sgd": 1e-8, "adam": 1e-8, "nesterov": 1e-8, "adagrad": 1e-6, "adadelta": 1e-6, "windowgrad": 1e-6}
+DEFAULT_EPS = {"sgd": 1e-6, "adam": 1e-8, "nesterov": 1e-8, "adagrad": 1e-6, "adadelta": 1e-6, "windowgrad": 1e-6}
 
 
 class Oracle:

@@ -205,8 +205,14 @@ def test_colour_filters_for_a_three_channel_input():
     second = picture(snap.images["layer-4-filters.png"])  # its inputs are features: grey, filters as rows
     assert second.mode == "L"
     tiles(second, 2, 5, 24, 24)
-    colour = picture(snap.images["layer-0-activations.png"])
-    assert colour.mode == "L" and tiles(colour, 2, 2, 24, 24)[3].min() == 255  # 3 grey maps, one empty cell
+    colour = picture(snap.images["layer-0-activations.png"])  # the image's own channels: one RGB picture
+    assert colour.mode == "RGB" and colour.size == (24, 24)
+    pixels = np.asarray(colour)[::3, ::3].astype(int)  # 8x8 upscaled 3x, nearest neighbour
+    lo, hi = image.min().item(), image.max().item()
+    expected = ((image[0].permute(1, 2, 0).numpy().astype(float) - lo) * 255 / (hi - lo)).round()
+    assert np.abs(pixels - expected).max() <= 1
+    pooled = picture(snap.images["layer-1-activations.png"])  # a pool keeps the colours too
+    assert pooled.mode == "RGB" and picture(snap.images["layer-2-activations.png"]).mode == "L"
 
 
 @pytest.mark.parametrize("loss", ["svm", "regression"])

@@ -77,7 +77,7 @@ def test_empty_store_reports_every_status_as_zero(stored):
 def test_jobs_by_status_match_the_store(stored):
     c, services = stored
     store = services.store
-    wanted = {"queued": 3, "running": 2, "paused": 1, "succeeded": 4, "failed": 1, "cancelled": 0}
+    wanted = {"queued": 3, "running": 2, "paused": 1, "succeeded": 4, "failed": 1, "cancelled": 0, "pruned": 0}
     for status, n in wanted.items():
         for _ in range(n):
             job_id = store.create(_request(), {}, queue="auto")["id"]

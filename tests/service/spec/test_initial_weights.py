@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from service.config import Config
-from service.spec import convnetjs_snapshot, initial_weights
+from service.spec import convnetjs_snapshot, initial_weights, schemas
 from service.spec.netspec import InvalidSpec, analyze
 from service.spec.schemas import load_job_request
 from tests import openapi_check
@@ -59,6 +59,7 @@ def test_a_snapshot_gives_the_network_it_was_built_from(as_objects):
     assert network.params == analyze(NET1).params == 5994
     request, network = load_job_request({"init": {"convnetjs": snapshot}, "budget": {"examples": 0}}, Config())
     assert request["network"] == spec and request["init"] == {"convnetjs": snapshot}
+    assert request["trainer"]["method"] == "sgd" and request["defaults"] == {"trainer.eps": schemas.EPS_SOURCES[1e-6]}
     assert convnetjs_snapshot.first_difference(network.layers, analyze(NET1).layers, "x") is None
 
 

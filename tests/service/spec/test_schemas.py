@@ -51,25 +51,52 @@ def test_demo_paste_gives_the_same_request():
     assert network_js.layers == network_json.layers
 
 
-@pytest.mark.parametrize(("method", "eps"), [
-    ("adadelta", 1e-6), ("adagrad", 1e-6), ("windowgrad", 1e-6), ("adam", 1e-8), ("sgd", 1e-8), ("nesterov", 1e-8),
+NPM = "convnetjs 0.3.0 (npm): 1e-6 for sgd, adagrad, adadelta, windowgrad"
+UPSTREAM = "convnetjs upstream trainer (after 0.3.0, which has no adam or nesterov): 1e-8 for adam, nesterov"
+
+
+@pytest.mark.parametrize(("method", "eps", "source"), [
+    ("sgd", 1e-6, NPM), ("adagrad", 1e-6, NPM), ("adadelta", 1e-6, NPM), ("windowgrad", 1e-6, NPM),
+    ("adam", 1e-8, UPSTREAM), ("nesterov", 1e-8, UPSTREAM),
 ])
-def test_eps_defaults_like_convnetjs_on_npm(method, eps):
-    body = {**example(), "trainer": {"method": method}}
-    assert schemas.load_job_request(body, CONFIG)[0]["trainer"]["eps"] == eps
+def test_eps_defaults_follow_convnetjs_on_npm_where_it_has_the_method(method, eps, source):
+    request, _ = schemas.load_job_request({**example(), "trainer": {"method": method}}, CONFIG)
+    assert (request["trainer"]["eps"], request["defaults"]) == (eps, {"trainer.eps": source})
 
 
 def test_explicit_eps_and_seed_are_kept():
     body = {**example(), "trainer": {"method": "adadelta", "eps": 1e-8}, "seed": 7}
     request, _ = schemas.load_job_request(body, CONFIG)
     assert (request["trainer"]["eps"], request["seed"]) == (1e-8, 7)
+    assert "defaults" not in request  # a user's own eps has no ConvNetJS version to name
 
 
 def test_trainer_defaults_to_sgd():
     body = example()
     del body["trainer"]
-    trainer = schemas.load_job_request(body, CONFIG)[0]["trainer"]
-    assert (trainer["method"], trainer["learning_rate"], trainer["batch_size"], trainer["eps"]) == ("sgd", 0.01, 1, 1e-8)
+    request = schemas.load_job_request(body, CONFIG)[0]
+    trainer = request["trainer"]
+    assert (trainer["method"], trainer["learning_rate"], trainer["batch_size"], trainer["eps"]) == ("sgd", 0.01, 1, 1e-6)
+    assert request["defaults"] == {"trainer.eps": NPM}
+
+
+def test_a_pasted_demo_names_its_eps_source_unless_it_sets_eps():
+    pasted = {"convnetjs": DEMO, "budget": {"examples": 100}}
+    assert schemas.load_job_request(pasted, CONFIG)[0]["defaults"] == {"trainer.eps": NPM}
+    with_eps = DEMO.replace("l2_decay:0.001}", "l2_decay:0.001, eps:1e-8}")
+    assert with_eps != DEMO
+    request, _ = schemas.load_job_request({**pasted, "convnetjs": with_eps}, CONFIG)
+    assert request["trainer"]["eps"] == 1e-8 and "defaults" not in request
+
+
+def test_an_accepted_request_sent_back_is_told_to_leave_out_defaults():
+    """The echoed request is a request again once "defaults" (which the service writes) is left out."""
+    accepted, _ = schemas.load_job_request(example(), CONFIG)
+    assert errors_of({**accepted, "budget": {}}) == [
+        ("defaults", "defaults is written by the service (where a filled-in default came from); leave it out of a request"),
+        ("budget", "give exactly one of examples, epochs or seconds")]
+    again, _ = schemas.load_job_request({k: v for k, v in accepted.items() if k != "defaults"}, CONFIG)
+    assert again == {k: v for k, v in accepted.items() if k != "defaults"}
 
 
 def changed(*edits):

@@ -440,9 +440,9 @@ def test_identical_requests_share_one_validation(monkeypatch):
     calls = []
     real = sweep_spec.load_job_request
 
-    def counting(request, config):
+    def counting(request, config, uploads=None):
         calls.append(request["name"])
-        return real(request, config)
+        return real(request, config, uploads)
 
     monkeypatch.setattr(sweep_spec, "load_job_request", counting)
     variants = [{"name": f"same {i}", "patch": {"trainer": {"batch_size": 10}}} for i in range(50)]
@@ -458,7 +458,7 @@ def test_identical_requests_share_one_validation(monkeypatch):
 def test_a_sweep_full_of_bad_variants_stops_at_the_error_limit(monkeypatch):
     calls = []
     real = sweep_spec.load_job_request
-    monkeypatch.setattr(sweep_spec, "load_job_request", lambda r, c: calls.append(1) or real(r, c))
+    monkeypatch.setattr(sweep_spec, "load_job_request", lambda r, c, u=None: calls.append(1) or real(r, c, u))
     no_budget = {k: v for k, v in BASE.items() if k != "budget"}
     spec = sweep_spec.parse({"base": no_budget, "grid": {"seed": list(range(100)), "trainer.batch_size": [1, 2, 3]}})
     with pytest.raises(sweep_spec.InvalidSweep) as caught:
