@@ -19,7 +19,7 @@ import requests
 from service.api import create_app, dashboard
 from service.config import Config
 from tests import openapi_check
-from tests.conftest import ROOT, gunicorn
+from tests.conftest import ROOT, gunicorn, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -132,6 +132,43 @@ def test_a_network_trains_in_the_browser(service, tmp_path):
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 _drive(browser, base, sync_api.expect)
+            finally:
+                browser.close()
+
+
+def test_a_search_shows_its_figure_and_leaderboard_and_a_row_opens_its_trial(service, tmp_path):
+    """A finished search in the list; picked, its figure and leaderboard show, and a row opens that trial's job."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set CONVTRAIN_CHROMIUM)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+    from tests.e2e.test_searches import small_search
+
+    with gunicorn(service.env, tmp_path / "gunicorn.log", timeout=30, stop_timeout=10) as base:
+        created = requests.post(f"{base}/v1/searches", json=small_search(trials=2, examples=1500), timeout=10)
+        assert created.status_code == 202, created.text
+        search_id = created.json()["id"]
+        search = wait_for(lambda: (s := requests.get(f"{base}/v1/searches/{search_id}", timeout=10).json())
+                          ["status"] != "running" and s, 300, "the search ended")
+        assert search["status"] == "succeeded", search
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1440, "height": 1000})
+                errors: list[str] = []
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.goto(f"{base}/")
+                page.click(f'#search-list li[data-id="{search_id}"]')
+                expect = sync_api.expect
+                expect(page.locator("#search-facts")).to_contain_text("2/2 trials done", timeout=15_000)
+                expect(page.locator("#search-table tbody tr")).to_have_count(2)
+                page.wait_for_function("() => { const i = document.querySelector('#search-figure');"
+                                       " return i.complete && i.naturalWidth > 0; }", timeout=15_000)
+                best = search["best"]
+                number = page.locator("td:first-child", has_text=re.compile(rf"^{best['number']}$"))
+                page.locator("#search-table tbody tr").filter(has=number).click()
+                expect(page.locator("#job")).to_have_attribute("data-status", "succeeded", timeout=15_000)
+                assert page.evaluate("location.hash") == f"#job={best['job']}"
+                assert errors == []
             finally:
                 browser.close()
 
