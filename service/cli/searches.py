@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from service.cli.jobs import call
-from service.cli.sweeps import save_reports
+from service.cli.live import show, wait_and_report
 from service.client import Client, Search
 from service.spec.paths import label_keys
 from service.text import duration, number
@@ -50,21 +49,7 @@ def table(search: dict) -> list[str]:
 
 def follow(search: Search, out=None) -> dict:
     """Show the table until the search has ended; return its final record."""
-    out = out or sys.stderr
-    tty = out.isatty()
-    drawn, last_plain = 0, 0.0
-    for record in search.follow(POLL_SECONDS):  # the command's own refresh rate
-        lines = table(record)
-        if tty:
-            if drawn:
-                out.write(f"\x1b[{drawn}F\x1b[J")
-            out.write("".join(f"\x1b[2K{line}\n" for line in lines))
-            out.flush()
-            drawn = len(lines)
-        elif search.ended() or time.monotonic() - last_plain >= PLAIN_EVERY:
-            print("\n".join(lines), file=out, flush=True)
-            last_plain = time.monotonic()
-    return search.record
+    return show(search, table, POLL_SECONDS, PLAIN_EVERY, out)
 
 
 def search(client: Client, args) -> int:
@@ -73,16 +58,7 @@ def search(client: Client, args) -> int:
     print(created.id, flush=True)
     print(f"search {created.id}: {created.record['trials_total']} trials, {created.record['parallel']} at once",
           file=sys.stderr, flush=True)
-    if not args.wait:
-        return 0
-    final = follow(created)
-    wall = time.monotonic() - started
-    print(created.report("md").decode())
-    folder = Path(args.out) if args.out else Path(args.file).resolve().parent
-    for path in save_reports(created, folder, Path(args.file).stem):
-        print(f"wrote {path}", file=sys.stderr)
-    print(f"search {created.id} {final['status']} in {duration(wall)} (this command's wall time)", file=sys.stderr)
-    return 0 if final["status"] == "succeeded" else 1
+    return wait_and_report(created, args, follow, started) if args.wait else 0
 
 
 def run(args) -> int:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
-from service.cli.jobs import CommandError, call
+from service.cli.jobs import call
+from service.cli.live import show, wait_and_report
 from service.client import Client, Sweep
 from service.text import bar, duration, examples_count, number
 
 POLL_SECONDS = 0.5
 PLAIN_EVERY = 10.0  # without a terminal: the bars every this many seconds
-REPORTS = ("md", "csv", "png")
 
 
 def variant_line(variant: dict, width: int) -> str:
@@ -52,35 +51,7 @@ def block(sweep: dict) -> list[str]:
 
 def follow(sweep: Sweep, out=None) -> dict:
     """Show the bars until every job of the sweep has ended; return the sweep."""
-    out = out or sys.stderr
-    tty = out.isatty()
-    drawn = 0
-    last_plain = 0.0
-    last_lines: list[str] | None = None
-    for record in sweep.follow(POLL_SECONDS):
-        lines = block(record)
-        if tty:
-            if drawn:
-                out.write(f"\x1b[{drawn}F")
-            out.write("".join(f"\x1b[2K{line}\n" for line in lines))
-            out.flush()
-            drawn = len(lines)
-        elif sweep.ended() or (lines != last_lines and time.monotonic() - last_plain >= PLAIN_EVERY):
-            print("\n".join(lines), file=out, flush=True)
-            last_plain, last_lines = time.monotonic(), lines
-    return sweep.record
-
-
-def save_reports(sweep: Sweep, folder: Path, stem: str) -> list[Path]:
-    """The sweep's report as FOLDER/STEM.md, .csv and .png."""
-    paths = []
-    for fmt in REPORTS:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            paths.append(sweep.report(fmt, folder / f"{stem}.{fmt}"))
-        except OSError as exc:
-            raise CommandError(f"cannot write {exc.filename or folder}: {exc.strerror or exc}") from None
-    return paths
+    return show(sweep, block, POLL_SECONDS, PLAIN_EVERY, out)
 
 
 def sweep(client: Client, args) -> int:
@@ -89,16 +60,7 @@ def sweep(client: Client, args) -> int:
     print(created.id, flush=True)
     print(f"sweep {created.id}: {len(created.record['variants'])} variants x {created.record['repeats']} repeats = "
           f"{created.record['jobs']} jobs", file=sys.stderr, flush=True)
-    if not args.wait:
-        return 0
-    final = follow(created)
-    wall = time.monotonic() - started
-    print(created.report("md").decode())
-    folder = Path(args.out) if args.out else Path(args.file).resolve().parent
-    for path in save_reports(created, folder, Path(args.file).stem):
-        print(f"wrote {path}", file=sys.stderr)
-    print(f"sweep {created.id} {final['status']} in {duration(wall)} (this command's wall time)", file=sys.stderr)
-    return 0 if final["status"] == "succeeded" else 1
+    return wait_and_report(created, args, follow, started) if args.wait else 0
 
 
 def run(args) -> int:

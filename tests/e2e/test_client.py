@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
 
 import pytest
 from PIL import Image, ImageDraw
 
-from service.cli.embedded import free_port
 from service.client import ApiError, Client
 from tests.conftest import EXAMPLES, example, gunicorn, wait_for
 from tests.e2e.test_datasets import digits, digits_job  # noqa: F401 (a fixture)
@@ -28,19 +26,6 @@ from tests.service.datasets import uploads
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def url(app):
-    """The `app` fixture over real HTTP on a free port."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
-
-
 def digit() -> Image.Image:
     """A hand-drawn 7, dark on light like a photo of paper."""
     picture = Image.new("L", (120, 140), 250)
@@ -48,8 +33,8 @@ def digit() -> Image.Image:
     return picture
 
 
-def test_the_user_journey_through_the_client(url, tmp_path, capsys):
-    client = Client(url)
+def test_the_user_journey_through_the_client(http_api, tmp_path, capsys):
+    client = Client(http_api)
 
     # Submit the default network from its file, with a small budget; the same key is the same job.
     job = client.submit(EXAMPLES / "net1-default.json", budget={"examples": 600}, name="client-journey",
@@ -156,11 +141,11 @@ def test_the_user_journey_through_the_client(url, tmp_path, capsys):
     assert caught.value.status == 404
 
 
-def test_a_dataset_of_your_own_through_the_client(url, tmp_path, digits):  # noqa: F811
+def test_a_dataset_of_your_own_through_the_client(http_api, tmp_path, digits):  # noqa: F811
     (x, y), (tx, ty) = digits
     archive = tmp_path / "digits.npz"
     archive.write_bytes(uploads.npz(x_train=x[:300], y_train=y[:300], x_test=tx[:100], y_test=ty[:100]))
-    client = Client(url)
+    client = Client(http_api)
 
     # Upload: the record says what the service made of the file.
     dataset = client.upload_dataset(archive, "client-digits", title="Three digits", class_names=["3", "5", "8"])
@@ -203,8 +188,8 @@ def test_an_upload_over_the_size_limit_is_the_413_problem_not_a_broken_pipe(serv
     assert caught.value.status == 413 and "limit" in caught.value.detail
 
 
-def test_a_search_through_the_client(url, capsys):
-    client = Client(url)
+def test_a_search_through_the_client(http_api, capsys):
+    client = Client(http_api)
     body = small_search(trials=3, examples=1500, parallel=2, architectures=[{"name": "one conv", "patch": {}}],
                         space={"network.layers[1].filters": {"choice": [2, 4, 8]}}, name="client-search")
     search = client.search(body)

@@ -8,12 +8,10 @@ import csv
 import io
 import json
 import signal
-import threading
 
 import pytest
 from PIL import Image
 
-from service.cli.embedded import free_port
 from service.cli.main import main
 from tests.conftest import wait_for, wait_status
 
@@ -180,19 +178,6 @@ def test_a_worker_killed_during_a_trial_loses_and_duplicates_nothing(own_service
     assert job["attempts"] == 2 and job["worker"] == "rescuer", "resumed by the rescuer, not trained again"
     jobs = client.get("/v1/jobs?limit=100").get_json()["jobs"]
     assert sorted(j["id"] for j in jobs) == sorted(t["job"] for t in search["trials"]), "one job per trial"
-
-
-@pytest.fixture
-def http_api(app):
-    """The `app` fixture served over real HTTP on a free port, for the command line."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
 
 
 def test_convtrain_search_waits_prints_the_leaderboard_and_saves_the_report(http_api, client, tmp_path, capsys):

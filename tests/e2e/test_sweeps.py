@@ -6,13 +6,11 @@ import copy
 import csv
 import io
 import json
-import threading
 
 import pytest
 from PIL import Image
 
 from service.cli.main import main
-from service.cli.embedded import free_port
 from tests.conftest import example, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -129,19 +127,6 @@ def test_a_bad_variant_is_a_422_naming_it_and_nothing_is_queued(client):
     assert "variant 'huge pool'" in problem["errors"][0]["message"]
     assert len(client.get("/v1/jobs?limit=500").get_json()["jobs"]) == before_jobs
     assert len(client.get("/v1/sweeps?limit=500").get_json()["sweeps"]) == before_sweeps
-
-
-@pytest.fixture
-def http_api(app):
-    """The `app` fixture served over real HTTP on a free port, for the command line client."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
 
 
 def test_convtrain_sweep_waits_prints_the_table_and_saves_the_report(http_api, client, tmp_path, capsys):
