@@ -84,20 +84,25 @@ def upload():
     if len(title) > MAX_TITLE:
         raise _field("title", f"title is {len(title):,} characters; at most {MAX_TITLE}")
     options = _options(limits)
+    quota = None if who.admin else quotas.limits(s.config, who.quotas)
+
+    def within_quota(size: int) -> None:  # OverQuota (429) on count or bytes; stores nothing
+        s.datasets.save({"name": name, "owner": who.name, "bytes": size}, quota, check_only=True)
+
+    within_quota(0)  # a tenant at its quota is refused before any conversion
     if len(files) == 1:
         converted = convert(files[0].read(limits.upload_bytes + 1), options, limits)  # UploadRefused (422)
     else:  # IDX files one by one, as MNIST ships them; their names say which is which
         named = [(PurePosixPath(f.filename or "").name, f.read(limits.upload_bytes + 1)) for f in files]
         converted = convert_idx_files(named, options, limits)
-    sha, size = stored.store(s.artifacts, converted)
+    sha, size = stored.store(s.artifacts, converted, check=lambda _sha, size: within_quota(size))  # then written
     record = {
         "name": name, "title": title or name, "owner": who.name, "sha256": sha,
         "source": converted.source, "width": converted.width, "height": converted.height, "depth": converted.depth,
         "class_names": converted.class_names, "train_size": len(converted.train), "test_size": len(converted.test),
         "bytes": size, "created_at": now(),
     }
-    quota = None if who.admin else quotas.limits(s.config, who.quotas)
-    outcome = s.datasets.save(record, quota)  # OverQuota (429) on count or bytes
+    outcome = s.datasets.save(record, quota)  # atomic: two uploads at once may both have passed the checks
     status = 201 if outcome == "created" else 200
     return _view(record), status, {"Location": url_for("datasets.read", name=name)}
 
@@ -110,7 +115,7 @@ def _options(limits: UploadLimits) -> Options:
         raw = form.get(key)
         if raw is None or raw == "":
             continue
-        if not raw.isdigit() or not low <= int(raw) <= high or (key == "depth" and int(raw) == 2):
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high or (key == "depth" and int(raw) == 2):
             raise _field(key, f"{key} must be a whole number {'1 or 3' if key == 'depth' else f'from {low}'}, "
                               f"got {raw[:20]!r}")
         values[key] = int(raw)
@@ -121,7 +126,7 @@ def _options(limits: UploadLimits) -> Options:
     if form.get("class_names"):
         try:
             names = json.loads(form["class_names"])
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: 100,000 nested brackets
             names = None
         if (not isinstance(names, list) or not 1 <= len(names) <= limits.classes
                 or not all(isinstance(n, str) and 1 <= len(n) <= 100 for n in names)):

@@ -145,7 +145,7 @@ def _from_folders(zf, members, options: Options, limits: UploadLimits) -> Conver
     depth = options.depth
     parts = {"train": Part(), "test": Part()}
     per_class: dict[tuple[str, str], int] = {}
-    pixels_done = 0
+    pixels_done = decoded = 0  # values kept, and values decoded (an image resized down is decoded whole first)
     hold_out = not any(split == "test" for split, _, _ in placed)
     for split, cls, info in placed:
         raw = archive.read(zf, info)
@@ -158,8 +158,11 @@ def _from_folders(zf, members, options: Options, limits: UploadLimits) -> Conver
         if depth is None:
             depth = images.depth_of(picture)
         pixels_done += size[0] * size[1] * depth
+        decoded += picture.size[0] * picture.size[1] * len(picture.getbands())
         if pixels_done > limits.total_pixels:
             raise refuse(f"the converted images would have more than {limits.total_pixels:,} values")
+        if decoded > limits.total_pixels:
+            raise refuse(f"the images hold more than {limits.total_pixels:,} pixel values to decode")
         values = images.pixels(info.filename, picture, size, depth)
         target = split
         if hold_out:
@@ -244,14 +247,9 @@ def _from_idx(named: list[tuple[str, Callable[[], bytes]]], options: Options, li
             raise refuse(f"there is no train-{kind} IDX file")
     if (("test", "images") in found) != (("test", "labels") in found):
         raise refuse("give both test images and test labels, or neither")
-    budget = limits.total_pixels + 64  # no IDX file of an accepted dataset unpacks to more
     arrays = {}
-    for key, (name, read) in found.items():
-        raw = read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = _gunzip(name, raw, budget)
-        dims, offset = idx.shape(name, raw)
-        arrays[key] = (dims, memoryview(raw)[offset:])
+    for key, (name, read) in found.items():  # labels: one value an image; images: every pixel value
+        arrays[key] = _read_idx(name, read(), limits.images if key[1] == "labels" else limits.total_pixels)
     x_dims = arrays[("train", "images")][0]
     if len(x_dims) == 3:
         x_dims = (*x_dims, 1)
@@ -263,7 +261,7 @@ def _from_idx(named: list[tuple[str, Callable[[], bytes]]], options: Options, li
         if (split, "images") not in arrays:
             continue
         dims, y = arrays[(split, "images")][0], arrays[(split, "labels")]
-        if tuple(dims[1:]) not in ((height, width), (height, width, depth)):
+        if tuple(dims[1:]) not in ((height, width, depth),) + (((height, width),) if depth == 1 else ()):
             raise refuse(f"the {split} images are {list(dims[1:])}, the train images {[height, width, depth]}")
         if y[0] != (dims[0],):
             raise refuse(f"the {split} labels have shape {list(y[0])}; expected ({dims[0]},)")
@@ -278,13 +276,29 @@ def _from_idx(named: list[tuple[str, Callable[[], bytes]]], options: Options, li
     return Converted("idx", width, height, depth, classes, train, test)
 
 
-def _gunzip(name: str, raw: bytes, budget: int) -> bytes:
+def _read_idx(name: str, raw: bytes, cap: int) -> tuple[tuple[int, ...], memoryview]:
+    """An IDX file's shape and values; a gzipped one is unpacked only as far as its header says, and a header
+    that says more than `cap` values is refused before anything else is unpacked."""
+    gz = raw[:2] == b"\x1f\x8b"
+    dims, offset = idx.header(name, _gunzip(name, raw, idx.MAX_HEADER, prefix=True) if gz else raw)
+    if idx.values(dims) > cap:
+        raise refuse(f"{name}: its shape {list(dims)} holds {idx.values(dims):,} values; at most {cap:,} are "
+                     "accepted")
+    if gz:
+        raw = _gunzip(name, raw, offset + idx.values(dims))
+    dims, offset = idx.shape(name, raw)
+    return dims, memoryview(raw)[offset:]
+
+
+def _gunzip(name: str, raw: bytes, budget: int, prefix: bool = False) -> bytes:
     """A gzip member unpacked, refused once it unpacks to more than `budget` bytes."""
     inflater = zlib.decompressobj(wbits=31)
     try:
         out = inflater.decompress(raw, budget + 1)
     except zlib.error as exc:
         raise refuse(f"{name!r} is not readable gzip data: {exc}") from None
+    if prefix:
+        return out[:budget]
     if len(out) > budget or inflater.unconsumed_tail:
         raise refuse(f"{name!r} unpacks to more than {budget:,} bytes")
     return out

@@ -54,7 +54,7 @@ def header(name: str, head: bytes) -> tuple[str, tuple[int, ...], int]:
     try:
         # literal_eval builds only literals (dicts, strings, tuples, numbers): no code runs.
         meta = ast.literal_eval(head[start:start + length].decode("latin-1"))
-    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):  # {[1]: 2}: TypeError
         raise refuse(f"{name}: the .npy header is not readable") from None
     if not isinstance(meta, dict) or set(meta) != {"descr", "fortran_order", "shape"}:
         raise refuse(f"{name}: the .npy header is not readable")

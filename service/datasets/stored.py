@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 
 from service.datasets.convert import Converted
 from service.storage import Artifacts
@@ -30,10 +31,14 @@ def content_hash(files: dict[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def store(artifacts: Artifacts, converted: Converted) -> tuple[str, int]:
-    """Write the dataset's files (unless that content is stored already); return its hash and size in bytes."""
+def store(artifacts: Artifacts, converted: Converted,
+          check: Callable[[str, int], object] | None = None) -> tuple[str, int]:
+    """Write the dataset's files (unless that content is stored already); return its hash and size in bytes.
+    `check(sha, size)` runs before anything is written (the owner's quota): what it raises, nothing is stored."""
     files = converted.files()  # once: at the limits they are hundreds of MB
     sha = content_hash(files)
+    if check is not None:
+        check(sha, sum(len(data) for data in files.values()))
     if not _exists(artifacts, sha, "meta.json"):
         for file in FILES:  # meta.json last: its presence says the others are complete
             try:

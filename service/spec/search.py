@@ -15,7 +15,6 @@ worker (worker/search.py) samples with Optuna and calls `candidate` for each tri
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -39,6 +38,7 @@ BASE_NAME = "base"  # the one architecture of a search that lists none
 VAL_SLICE = 2000  # held-out images each rung is measured on: the first of the validation split, every time
 MAX_VAL_SLICE = 10_000
 MAX_REDUCTION = 10
+MAX_BOUND = 1e12  # the largest number a choice or range may hold: also refuses NaN, infinities and 10**400
 
 
 @dataclass(frozen=True)
@@ -327,7 +327,8 @@ def _dimension(path: str, parts: tuple, raw: Any, where: str, errors: list[SpecE
                                                        f"{config.search_max_choices} per path"))
             return None
         for i, value in enumerate(values):
-            if value is None or isinstance(value, (dict, list)) or (isinstance(value, float) and not math.isfinite(value)):
+            if value is None or isinstance(value, (dict, list)) or (
+                    isinstance(value, (int, float)) and not isinstance(value, bool) and not abs(value) <= MAX_BOUND):
                 errors.append(SpecError(f"{where}.choice[{i}]", "a choice is a number, a string or true/false; "
                                                                 "change structure with architectures"))
                 return None
@@ -337,9 +338,10 @@ def _dimension(path: str, parts: tuple, raw: Any, where: str, errors: list[SpecE
         return Dimension(path, parts, kind, choices=tuple(values))
     number = int if kind == "int" else (int, float)
     if (not isinstance(values, list) or len(values) != 2
-            or any(isinstance(v, bool) or not isinstance(v, number) or not math.isfinite(v) for v in values)):
+            or any(isinstance(v, bool) or not isinstance(v, number) or not abs(v) <= MAX_BOUND for v in values)):
         errors.append(SpecError(f"{where}.{kind}", f"{kind} takes [low, high]: two "
-                                                   f"{'whole numbers' if kind == 'int' else 'numbers'}"))
+                                                   f"{'whole numbers' if kind == 'int' else 'numbers'} "
+                                                   f"of at most {MAX_BOUND:.0e} in size"))
         return None
     low, high = values
     if not low < high:

@@ -26,12 +26,12 @@ class DatasetStore:
         self.r = client
         self._save = scripts.register(client)["save_dataset"]
 
-    def save(self, record: dict, quota: dict[str, int] | None) -> str:
+    def save(self, record: dict, quota: dict[str, int] | None, *, check_only: bool = False) -> str:
         """Store `record` under its owner and name within the owner's quotas (OverQuota otherwise), atomically;
-        return 'created' or 'replaced'."""
+        return 'created' or 'replaced'. `check_only`: raise OverQuota if it would not fit, store nothing ('fits')."""
         limits = ("", "") if quota is None else (quota["datasets"], quota["dataset_bytes"])
         outcome, *detail = self._save(keys=[keys.datasets(record["owner"])],
-                                      args=[record["name"], json.dumps(record), *limits])
+                                      args=[record["name"], json.dumps(record), *limits, "1" if check_only else ""])
         if outcome == "datasets":
             raise OverQuota("datasets", f"you have {detail[0]} datasets, your quota; delete one first", 3600)
         if outcome == "dataset_bytes":

@@ -216,7 +216,8 @@ return out
 
 
 # save_dataset(datasets) args: name, record (JSON with a 'bytes' member), count_limit, bytes_limit ('' for no
-# limit): one tenant's dataset stored or replaced, within its quotas on count and total bytes, in one step.
+# limit), check_only ('1': say whether it fits, store nothing): one tenant's dataset stored or replaced, within its
+# quotas on count and total bytes, in one step.
 _SAVE_DATASET = """
 local others, total = 0, 0
 local all = redis.call('HGETALL', KEYS[1])
@@ -229,6 +230,7 @@ end
 if ARGV[3] ~= '' and others + 1 > tonumber(ARGV[3]) then return {'datasets', tostring(others)} end
 local size = cjson.decode(ARGV[2])['bytes']
 if ARGV[4] ~= '' and total + size > tonumber(ARGV[4]) then return {'dataset_bytes', tostring(total)} end
+if ARGV[5] == '1' then return {'fits'} end
 local replaced = redis.call('HEXISTS', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if replaced == 1 then return {'replaced'} end

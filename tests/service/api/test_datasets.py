@@ -76,6 +76,8 @@ def test_upload_list_read_and_delete(api):
     ({"width": "0", "height": "5"}, "width"), ({"width": "5"}, "height"), ({"depth": "2"}, "depth"),
     ({"width": "2000", "height": "2000"}, "width"), ({"class_names": "[1, 2]"}, "class_names"),
     ({"class_names": "{"}, "class_names"), ({"title": "a" * 201}, "title"),
+    ({"width": "²", "height": "5"}, "width"), ({"depth": "9" * 5000}, "depth"),
+    ({"class_names": "[" * 100_000}, "class_names"),
 ])
 def test_bad_form_fields_are_422_naming_the_field(api, fields, field):
     client, _ = api
@@ -116,8 +118,13 @@ def test_quotas_on_count_and_bytes(tmp_path, redis_url):
     assert post(client, small, name="b").status_code == 200  # replacing does not count twice
     client.delete("/v1/datasets/b")
     big = uploads.npz(x_train=rng.integers(0, 256, (300, 28, 28), dtype=np.uint8), y_train=np.arange(300) % 3)
+    folders = set(application.extensions["convtrain"].artifacts.names("datasets"))
     r = post(client, big, name="big")
     assert r.status_code == 429 and r.get_json()["limit"] == "dataset_bytes"
+    assert post(client, small, name="c").status_code == 201  # at its count quota again
+    r = post(client, big, name="d")
+    assert r.status_code == 429 and r.get_json()["limit"] == "datasets"
+    assert set(application.extensions["convtrain"].artifacts.names("datasets")) == folders, "refused: nothing stored"
 
 
 def test_a_job_on_an_upload_pins_its_hash_and_is_checked_against_it(api):

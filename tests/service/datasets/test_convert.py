@@ -103,6 +103,8 @@ HOSTILE = [  # (case, upload bytes, options, limits, words the message must cont
     ("pixel bomb", uploads.zipped({"train/a/0.png": uploads.pixel_bomb()}), Options(), LIMITS, "pixels"),
     ("too many pixels in all", uploads.folders(GREY, LABELS, ["a", "b", "c"]), Options(), _limits(total_pixels=100),
      "values"),
+    ("large images resized small", uploads.folders(GREY, LABELS, ["a", "b", "c"]), Options(width=1, height=1),
+     _limits(total_pixels=100), "to decode"),
     ("non-image file", uploads.zipped({"train/a/0.png": uploads.png(GREY[0]), "train/a/notes.txt": b"hi"}),
      Options(), LIMITS, "not a PNG or JPEG"),
     ("text named png", uploads.zipped({"train/a/0.png": b"not an image"}), Options(), LIMITS, "not a PNG or JPEG"),
@@ -133,7 +135,13 @@ HOSTILE = [  # (case, upload bytes, options, limits, words the message must cont
                                       "train-labels-idx1-ubyte": uploads.idx(LABELS)}), Options(), LIMITS, "needs"),
     ("idx gzip bomb", uploads.zipped({"train-images-idx3-ubyte.gz": __import__("gzip").compress(bytes(3 << 20)),
                                       "train-labels-idx1-ubyte": uploads.idx(LABELS)}), Options(),
-     _limits(total_pixels=1 << 20), "unpacks to more than"),
+     _limits(total_pixels=1 << 20), "not an unsigned-byte IDX file"),
+    ("idx gzip header claims too much", uploads.zipped({  # refused from its header, before it is unpacked
+        "train-images-idx3-ubyte.gz": __import__("gzip").compress(uploads.idx(np.zeros((3 << 20, 1, 1), np.uint8))),
+        "train-labels-idx1-ubyte": uploads.idx(LABELS)}), Options(), _limits(total_pixels=1 << 20),
+     "values; at most"),
+    ("idx grey test images of colour train images", uploads.idx_zip(COLOUR, LABELS, GREY, LABELS), Options(),
+     LIMITS, "the test images are"),
     ("too many classes", uploads.npz(x_train=GREY, y_train=LABELS), Options(), _limits(classes=2), "classes"),
 ]
 
@@ -159,6 +167,9 @@ def test_the_npy_header_reader_reads_numpy_headers_and_nothing_else():
     evil = b"\x93NUMPY\x01\x00" + b"\x20\x00" + b"__import__('os').system('x')    "
     with pytest.raises(UploadRefused, match="not readable"):
         npy.header("evil.npy", evil)
+    unhashable = b"\x93NUMPY\x01\x00" + b"\x10\x00" + b"{[1]: 2}        "  # literal_eval: TypeError
+    with pytest.raises(UploadRefused, match="not readable"):
+        npy.header("unhashable.npy", unhashable)
 
 
 def test_zip_members_are_read_at_most_to_their_declared_size():
