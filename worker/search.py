@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from service.celery_app import queue_for
 from service.errors import OverQuota
 from service.ids import new_id
-from service.lifecycle import CANCELLED, PRUNED, SUCCEEDED, TERMINAL, publish
+from service.lifecycle import CANCELLED, PRUNED, SUCCEEDED, TERMINAL, JobControl, publish
 from service.spec import search as search_spec
 from service.store import keys, quotas
 from service.store.jobs import NewJob
@@ -125,6 +125,11 @@ class Searches:
         changed: list[dict] = []
         # What ended since the last step, told to Optuna once each.
         jobs = store.many([t["job"] for t in trials.values() if t["state"] == "running"])
+        if record.cancel_requested:  # the cancel route stopped the jobs it saw; a step running then may have made more
+            for trial in trials.values():
+                job = jobs.get(trial["job"]) if trial["state"] == "running" else None
+                if job is not None and job["status"] not in TERMINAL:
+                    JobControl(store, self.celery).cancel_quietly(trial["job"])
         for trial in trials.values():
             if trial["state"] == "creating" and record.cancel_requested and not store.exists(trial["job"] or ""):
                 study.tell(trial["number"], state=TrialState.FAIL, skip_if_finished=True)

@@ -113,3 +113,18 @@ def test_a_step_that_died_halfway_is_finished_by_the_next(world):
     assert searches.searches.get(search_id).trials[1]["state"] == "running"
     assert searches.ctx.store.raw(trial["job"])["trial"] == "2"
     assert [args for _, args, _ in celery.tasks].count([trial["job"]]) == 1
+
+
+def test_a_cancelled_search_stops_the_trials_its_cancel_did_not_see(world):
+    """A step that ran while the cancel was being made may have queued trials the cancel route never read:
+    the next step cancels them, and the search ends once each has stopped."""
+    searches, _celery = world
+    search_id = submit(searches)
+    searches.advance(search_id)
+    jobs = [t["job"] for t in searches.searches.get(search_id).trials]
+    searches.searches.mark_cancelled(search_id)  # the flag only, as if the route read no job ids
+    assert searches.advance(search_id) == "advanced"
+    assert searches.ctx.store.statuses(jobs) == ["cancelled", "cancelled"], "queued trials cancelled at once"
+    assert searches.advance(search_id) == "cancelled"
+    record = searches.searches.get(search_id)
+    assert [t["state"] for t in record.trials] == ["cancelled", "cancelled"] and record.asked == 2
