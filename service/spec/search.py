@@ -195,6 +195,14 @@ def parse(body: Any, config: Config | None = None,
             problems.append({"path": at, "message": "a search's trials need a budget in examples "
                              "(its pruner's rungs are examples trained), such as {\"examples\": 300000}"})
             continue
+        if accepted["data"]["validation_fraction"] == 0:
+            at = f"{where}.data.validation_fraction" if "data" in (patch or {}) else "base.data.validation_fraction"
+            problems.append({"path": at, "message": "a search ranks its trials by val_acc: keep a validation "
+                             "split (validation_fraction above 0)"})
+            continue
+        if "convnetjs" in merged:  # the paste read once: the space's paths then apply to its network and trainer
+            merged = {**{k: v for k, v in merged.items() if k != "convnetjs"},
+                      "network": accepted["network"], "trainer": accepted["trainer"]}
         first = pruner.get("min_examples")
         if first and first >= accepted["budget"]["examples"]:
             problems.append({"path": "pruner.min_examples", "message": f"min_examples ({first}) must be below "

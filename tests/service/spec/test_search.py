@@ -104,6 +104,7 @@ def test_the_limits_are_config_fields():
      "architectures[0].patch.network.layers[1]"),
     ({"base": {**BASE, "budget": {"seconds": 10}}}, "base.budget"),
     ({"pruner": {"type": "hyperband", "min_examples": 30000}}, "pruner.min_examples"),
+    ({"base": {**BASE, "data": {"validation_fraction": 0}}}, "base.data.validation_fraction"),
 ])
 def test_architectures_and_paths_are_checked_up_front(changes, path):
     with pytest.raises(InvalidSearch) as excinfo:
@@ -135,3 +136,13 @@ def test_an_invalid_combination_comes_back_with_its_errors():
 ])
 def test_rungs(pruner, budget, rungs):
     assert search_spec.rungs(pruner, budget) == rungs
+
+
+def test_a_demo_paste_as_the_base_is_read_once_and_its_trials_vary_its_network():
+    from tests.service.spec.test_jsparse import MNIST_DEMO
+
+    base = {"convnetjs": MNIST_DEMO, "budget": {"examples": 30000}}
+    spec = search_spec.parse({"base": base, "space": {"network.layers[1].filters": {"choice": [8, 16]}}, "trials": 2})
+    c = search_spec.candidate(spec, search_spec.BASE_NAME, {"network.layers[1].filters": 16}, 0, Config())
+    assert c.errors == [] and c.request["network"]["layers"][1]["filters"] == 16
+    assert c.request["trainer"]["method"] == "adadelta"  # the paste's SGDTrainer options
