@@ -71,6 +71,7 @@ class Config:
     dataset_max_ratio: int = 200  # a zip member's uncompressed size over its compressed size: more is a bomb
     quota_datasets: int = 20  # datasets per tenant
     quota_dataset_bytes: int = 1 << 30  # converted bytes of a tenant's datasets, added up
+    quota_searches: int = 5  # a tenant's searches running at once (their trials count as jobs besides)
 
     @property
     def data_path(self) -> Path:

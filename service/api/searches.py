@@ -13,7 +13,7 @@ from service.api.datasets import uploads_of_caller
 from service.api.lookup import services
 from service.api.params import choice_arg, cursor_arg, int_arg
 from service.api.security import owns, principal
-from service.errors import Conflict
+from service.errors import Conflict, OverQuota
 from service.ids import ID, new_id
 from service.lifecycle import TERMINAL, advance_search
 from service.spec import search as search_spec
@@ -67,6 +67,10 @@ def submit():
     who = principal()
     # The owner's quotas now, for the trials' jobs that the workers create later.
     quota = None if who.admin else quotas.limits(s.config, who.quotas)
+    if quota is not None and (running := s.searches.running(who.name)) >= quota["searches"]:
+        # Not atomic with the create below: submits at the same instant may pass it together, a few at most.
+        raise OverQuota("searches", f"you have {running} searches running; your quota is {quota['searches']}: "
+                                    "cancel one or wait for one to end", 60)
     # The seed drawn for a body without one is kept, so that every step samples from the same sequence.
     record = SearchRecord(id=new_id(), name=spec.name, owner=who.name, created_at=now(),
                           body={**body, "seed": spec.seed, "trials": spec.trials, "parallel": spec.parallel},

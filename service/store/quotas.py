@@ -6,7 +6,8 @@ from __future__ import annotations
 from service.errors import OverQuota
 from service.spec import datasets
 
-NAMES = ("active_jobs", "examples_per_job", "params_per_network", "submits_per_minute", "datasets", "dataset_bytes")
+NAMES = ("active_jobs", "examples_per_job", "params_per_network", "submits_per_minute", "datasets", "dataset_bytes",
+         "searches")
 
 
 def limits(config, overrides: dict) -> dict[str, int]:

@@ -117,6 +117,14 @@ class SearchStore:
                                             cursor=cursor, limit=limit)
         return [_record(raw, {}) for raw in records], next_cursor
 
+    def running(self, owner: str) -> int:
+        """How many of `owner`'s searches are running."""
+        ids = self.r.zrange(keys.SEARCHES_RUNNING, 0, -1)
+        pipe = self.r.pipeline()
+        for search_id in ids:
+            pipe.hget(keys.search(search_id), "owner")
+        return sum(1 for who in pipe.execute() if who == owner)
+
     def mark_cancelled(self, search_id: str) -> None:
         self.r.hset(keys.search(search_id), "cancel_requested", "1")
 

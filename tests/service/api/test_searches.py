@@ -73,3 +73,23 @@ def test_a_search_is_stored_read_cancelled_and_deleted(stored):
     assert c.delete(f"/v1/searches/{search['id']}").status_code == 204
     assert c.get(f"/v1/searches/{search['id']}").status_code == 404
     assert c.get("/v1/searches/not-an-id").status_code == 404
+
+
+def test_a_user_has_a_quota_of_running_searches(tmp_path, redis_url):
+    """Searches that wait for quota would otherwise pile up; an admin (the local user) has none."""
+    from service import auth
+    from service.api import create_app
+    from service.config import Config
+
+    path = tmp_path / "tokens.json"
+    token = auth.create(path, "dave")
+    application = create_app(Config(home=tmp_path, tokens_file=path, quota_searches=1), redis_url)
+    application.extensions["convtrain"].store.r.flushdb()
+    client = application.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    first = client.post("/v1/searches", json=body())
+    assert first.status_code == 202, first.get_json()
+    r = client.post("/v1/searches", json=body())
+    assert r.status_code == 429 and r.get_json()["limit"] == "searches" and r.headers["Retry-After"]
+    searches = SearchStore(application.extensions["convtrain"].store.r)
+    assert searches.running("dave") == 1 and searches.running("erin") == 0, "counted per owner"
