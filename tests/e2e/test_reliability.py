@@ -201,6 +201,9 @@ def test_sigkill_of_a_training_worker_is_recovered_from_the_checkpoint(own_servi
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
+HANDOVER_EXAMPLES = 120_000
+
+
 def test_sigterm_hands_the_job_to_another_worker_at_once(own_service):
     svc = own_service
     # A lease far longer than the test: the job can only reach the other worker by the leaving worker
@@ -208,14 +211,15 @@ def test_sigterm_hands_the_job_to_another_worker_at_once(own_service):
     svc.env["CONVTRAIN_LEASE_SECONDS"] = "3600"
     leaving = svc.start_worker("leaving")
     client = api(svc)
-    job = client.post("/v1/jobs", json=long_job(30_000)).get_json()
+    # Long enough to outlast starting the second worker (about 5 s here; 30,000 examples once ended first).
+    job = client.post("/v1/jobs", json=long_job(HANDOVER_EXAMPLES)).get_json()
     wait_for(lambda: running_on(client, job["id"], "leaving"), what="job running")
     svc.start_worker("staying")
     leaving.send_signal(signal.SIGTERM)
     wait_for(lambda: running_on(client, job["id"], "staying"), timeout=120, what="job on the other worker")
     assert leaving.wait(120) == 0  # a clean exit; the timeout only detects a hang
     job = wait_status(client, job["id"], ("succeeded", "failed"), timeout=300)
-    assert job["status"] == "succeeded" and job["progress"]["examples_seen"] == 30_000
+    assert job["status"] == "succeeded" and job["progress"]["examples_seen"] == HANDOVER_EXAMPLES
     assert job["attempts"] == 2
     timeline_events = events(client, job["id"])
     # Handed over by the leaving worker itself, at the checkpoint it wrote on the way out.
@@ -223,7 +227,7 @@ def test_sigterm_hands_the_job_to_another_worker_at_once(own_service):
     assert [e.get("reason") for e in requeued] == ["worker shutting down"]
     resumed = [e for e in timeline_events if e["event"] == "resumed"]
     assert [e["examples"] for e in resumed] == [requeued[0]["examples"]] and resumed[0]["examples"] > 0
-    assert_no_gap(client, job["id"], 30_000)
+    assert_no_gap(client, job["id"], HANDOVER_EXAMPLES)
 
 
 def test_redis_restart_while_training_loses_nothing(own_service):
