@@ -230,6 +230,18 @@ def _frame(draw, panel: _Panel, xticks, yticks, font, xfmt=_tick_label, yfmt=_ti
     draw.rectangle([panel.left, panel.top, panel.right, panel.bottom], outline=AXIS)
 
 
+def _empty(draw, panel: _Panel, message: str, small, medium) -> None:
+    """A framed panel without data, saying why."""
+    _frame(draw, panel, [], [], small)
+    draw.text((panel.left + 20, (panel.top + panel.bottom) / 2), message, fill=AXIS, font=medium)
+
+
+def _x_label(draw, panel: _Panel, label: str, font) -> None:
+    """The label centred under the panel's x axis."""
+    draw.text(((panel.left + panel.right) / 2 - draw.textlength(label, font=font) / 2, panel.bottom + 30), label,
+              fill=TEXT, font=font)
+
+
 def figure(table: list[dict], curves: dict[str, list[tuple[float, float]]], title: str = "") -> bytes:
     """A PNG: the loss curves of every variant (left, log scale) and their test accuracies (right: each repeat
     a ring, the mean a dot, ± one standard deviation a bar), in the same colour per variant."""
@@ -269,11 +281,8 @@ def figure(table: list[dict], curves: dict[str, list[tuple[float, float]]], titl
             draw.line([(box_left + 8, y), (box_left + 32, y)], fill=colour[name], width=4)
             draw.text((box_left + 38, y - 9), name, fill=TEXT, font=small)
     else:
-        _frame(draw, left, [], [], small)
-        draw.text((left.left + 20, (left.top + left.bottom) / 2), "no metric points yet", fill=AXIS, font=medium)
-    label = "examples seen"
-    draw.text(((left.left + left.right) / 2 - draw.textlength(label, font=medium) / 2, left.bottom + 30), label,
-              fill=TEXT, font=medium)
+        _empty(draw, left, "no metric points yet", small, medium)
+    _x_label(draw, left, "examples seen", medium)
 
     # Right: test accuracy per variant.
     names_width = max((draw.textlength(row["variant"], font=small) for row in table), default=0)
@@ -311,9 +320,7 @@ def figure(table: list[dict], curves: dict[str, list[tuple[float, float]]], titl
         if mean is not None:
             x = right.x(mean)
             draw.ellipse([x - 7, y - 7, x + 7, y + 7], fill=c)
-    label = "test accuracy: rings each repeat, dot the mean, bar ± 1 sd"
-    draw.text(((right.left + right.right) / 2 - draw.textlength(label, font=small) / 2, right.bottom + 30), label,
-              fill=TEXT, font=small)
+    _x_label(draw, right, "test accuracy: rings each repeat, dot the mean, bar ± 1 sd", small)
 
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)

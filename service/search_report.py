@@ -10,15 +10,16 @@ import csv
 import io
 
 from service.report import (
-    AXIS,
     GRID,
     PALETTE,
     TEXT,
+    _empty,
     _font,
     _frame,
     _linear_ticks,
     _log_ticks,
     _Panel,
+    _x_label,
     curve,
 )
 from service.text import duration
@@ -129,11 +130,8 @@ def figure(search: dict, best_points: list[dict]) -> bytes:
             else:
                 draw.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour)
     else:
-        _frame(draw, left, [], [], small)
-        draw.text((left.left + 20, (left.top + left.bottom) / 2), "no rung reached yet", fill=AXIS, font=medium)
-    label = "examples trained"
-    draw.text(((left.left + left.right) / 2 - draw.textlength(label, font=medium) / 2, left.bottom + 30), label,
-              fill=TEXT, font=medium)
+        _empty(draw, left, "no rung reached yet", small, medium)
+    _x_label(draw, left, "examples trained", medium)
 
     right = _Panel((1010, 80, width - 40, height - 80), (0, 1), (0.01, 10), ylog=True)
     title = f"best trial's training loss (trial {best['number']})" if best else "best trial's training loss"
@@ -148,9 +146,8 @@ def figure(search: dict, best_points: list[dict]) -> bytes:
         if len(pixels) > 1:
             draw.line(pixels, fill=PALETTE[0], width=3)
     else:
-        _frame(draw, right, [], [], small)
-        draw.rectangle([right.left, right.top, right.right, right.bottom], outline=GRID)
-        draw.text((right.left + 20, (right.top + right.bottom) / 2), "no finished trial yet", fill=AXIS, font=medium)
+        _empty(draw, right, "no finished trial yet", small, medium)
+        draw.rectangle([right.left, right.top, right.right, right.bottom], outline=GRID)  # a lighter frame
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()

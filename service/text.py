@@ -4,6 +4,7 @@ worker's `train` command and the sweep reports."""
 from __future__ import annotations
 
 import math
+import re
 
 
 def duration(seconds: float | None, *, words: bool = False) -> str:
@@ -48,3 +49,8 @@ def metric_words(metrics: dict) -> list[str]:
     if metrics.get("val_acc") is not None:
         words.append(f"val {number(metrics.get('val_acc'), 2)}")
     return words
+
+
+def file_stem(name: str | None, fallback: str) -> str:
+    """`name` as a safe file-name stem (letters, digits, '.', '_', '-'; other runs become '-'), else `fallback`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name or fallback).strip("-") or fallback

@@ -114,20 +114,27 @@ def redis_url(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture
-def stored(tmp_path, redis_url):
-    """A test client on an empty Redis and no worker, every response checked against openapi.yaml;
-    and the app's services."""
+@contextlib.contextmanager
+def checked_app(config: Config, redis_url: str):
+    """A test client of an app with `config` on an emptied Redis and no worker, every response checked against
+    openapi.yaml; and the app's services."""
     from service.api import create_app
     from tests import openapi_check
 
-    application = create_app(Config(home=tmp_path), redis_url)
+    application = create_app(config, redis_url)
     application.testing = True
     violations = openapi_check.install(application)
     services = application.extensions["convtrain"]
     services.store.r.flushdb()
     yield application.test_client(), services
     assert not violations, "\n".join(violations)
+
+
+@pytest.fixture
+def stored(tmp_path, redis_url):
+    """checked_app with the default configuration."""
+    with checked_app(Config(home=tmp_path), redis_url) as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, Response, url_for
 
 from service import search_report
@@ -12,6 +10,7 @@ from service.api.body import json_body
 from service.api.datasets import uploads_of_caller
 from service.api.lookup import services
 from service.api.params import choice_arg, cursor_arg, int_arg
+from service.api.report_files import FORMATS, report_response
 from service.api.security import owns, principal
 from service.errors import Conflict, OverQuota
 from service.ids import ID, new_id
@@ -23,7 +22,6 @@ from service.store.record import now
 from service.store.searches import RUNNING, SearchNotFound, SearchRecord, SearchStore
 
 bp = Blueprint("searches", __name__, url_prefix="/v1/searches")
-FORMATS = {"md": "text/markdown", "csv": "text/csv", "png": "image/png"}
 
 
 def _searches() -> SearchStore:
@@ -105,10 +103,7 @@ def report_file(search_id: str):
         best = search["best"]
         points = services().store.points(best["job"], 0, None) if best else []
         body = search_report.figure(search, points)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", search["name"] or "search").strip("-") or "search"
-    response = Response(body, mimetype=FORMATS[fmt])
-    response.headers["Content-Disposition"] = f'inline; filename="{name}-{search_id}.{fmt}"'
-    return response
+    return report_response(body, fmt, search["name"], "search", search_id)
 
 
 @bp.post("/<search_id>/cancel")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, Response, url_for
 
 from service import report
@@ -13,6 +11,7 @@ from service.api.datasets import uploads_of_caller
 from service.api.jobs import store_jobs
 from service.api.lookup import services, visible_sweep
 from service.api.params import choice_arg, cursor_arg, int_arg
+from service.api.report_files import FORMATS, report_response
 from service.api.security import principal
 from service.celery_app import queue_for
 from service.errors import Conflict
@@ -25,7 +24,6 @@ from service.store.record import now
 from service.store.sweeps import SweepRecord
 
 bp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps")
-FORMATS = {"md": "text/markdown", "csv": "text/csv", "png": "image/png"}
 
 
 def _view(record: SweepRecord) -> dict:
@@ -90,10 +88,7 @@ def report_file(sweep_id: str):
         points = {job["id"]: store.points(job["id"], 0, None)
                   for variant in sweep["variants"] for job in variant["jobs"] if job["status"] != "deleted"}
         body = report.figure_for(sweep, points)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", sweep["name"] or "sweep").strip("-") or "sweep"
-    response = Response(body, mimetype=FORMATS[fmt])
-    response.headers["Content-Disposition"] = f'inline; filename="{name}-{sweep_id}.{fmt}"'
-    return response
+    return report_response(body, fmt, sweep["name"], "sweep", sweep_id)
 
 
 @bp.post("/<sweep_id>/cancel")

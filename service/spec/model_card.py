@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from service.spec.model_formats import FORMATS, INPUT, OUTPUT
+from service.text import file_stem
 
 OLD_JOB = "this job finished before convtrain exported this format"
 
@@ -18,8 +17,7 @@ def exports(job: dict) -> dict[str, dict]:
 
 def file_name(job: dict, fmt: str) -> str:
     """The download's file name: the job's name (or "model"), its id and the format's suffix."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", job.get("name") or "model").strip("-") or "model"
-    return f"{name}-{job['id']}{FORMATS[fmt].suffix}"
+    return f"{file_stem(job.get('name'), 'model')}-{job['id']}{FORMATS[fmt].suffix}"
 
 
 def card(job: dict) -> dict:

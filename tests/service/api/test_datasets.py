@@ -13,8 +13,7 @@ from service import auth
 from service.api import create_app
 from service.config import Config
 from service.store import quotas
-from tests import openapi_check
-from tests.conftest import example
+from tests.conftest import checked_app, example
 from tests.service.datasets import uploads
 
 rng = np.random.default_rng(1)
@@ -37,14 +36,8 @@ def job_on(dataset: str, num_classes: int = 3, depth: int = 1, **changes) -> dic
 @pytest.fixture
 def api(tmp_path, redis_url):
     """A test client with small upload limits and quotas, on an empty Redis."""
-    config = Config(home=tmp_path, dataset_max_upload_bytes=1 << 20)
-    application = create_app(config, redis_url)
-    application.testing = True
-    violations = openapi_check.install(application)
-    services = application.extensions["convtrain"]
-    services.store.r.flushdb()
-    yield application.test_client(), services
-    assert not violations, "\n".join(violations)
+    with checked_app(Config(home=tmp_path, dataset_max_upload_bytes=1 << 20), redis_url) as pair:
+        yield pair
 
 
 def test_upload_list_read_and_delete(api):
